@@ -1,0 +1,117 @@
+//! `/api/agents`: agent definitions.
+
+use super::{created, not_found, path_id, Input};
+use crate::db::Database;
+use crate::domain::{AgentName, AgentType, Page};
+use crate::error::ApiError;
+use crate::http::{Field, JsonObject, Response};
+use crate::store::definitions::{self as store, DefinitionChanges, NewDefinition};
+
+const FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "agent_type",
+    "capabilities",
+    "default_model",
+];
+const MAX_TEXT: usize = 4096;
+const MAX_MODEL: usize = 256;
+
+fn name(body: &JsonObject) -> Result<Field<AgentName>, ApiError> {
+    Ok(match body.string("name", AgentName::MAX_CHARS)? {
+        Field::Value(s) => {
+            Field::Value(AgentName::parse(s).map_err(|m| ApiError::validation("name", m))?)
+        }
+        Field::Null => Field::Null,
+        Field::Absent => Field::Absent,
+    })
+}
+
+fn agent_type(body: &JsonObject) -> Result<Field<AgentType>, ApiError> {
+    body.one_of("agent_type", AgentType::parse, AgentType::list)
+}
+
+pub fn list<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    input: &Input,
+) -> Result<Response, ApiError> {
+    let q = &input.query;
+    let agent_type = q.enum_filter("agent_type", AgentType::parse, AgentType::list)?;
+    let page = Page::parse(q.get("limit"), q.get("offset"))?;
+    Ok(Response::json(
+        200,
+        &store::list(&open()?, agent_type, page)?,
+    ))
+}
+
+pub fn create<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    input: &Input,
+) -> Result<Response, ApiError> {
+    let body = input.body()?;
+    body.only(FIELDS)?;
+    let new = NewDefinition {
+        name: name(body)?.required("name")?,
+        agent_type: agent_type(body)?.required("agent_type")?,
+        description: body.string("description", MAX_TEXT)?.optional(),
+        capabilities: body
+            .string_array("capabilities")?
+            .optional()
+            .unwrap_or_else(|| "[]".into()),
+        default_model: body.string("default_model", MAX_MODEL)?.optional(),
+    };
+    let definition = store::insert(&open()?, new)?;
+    Ok(created(
+        format!("/api/agents/{}", definition.id),
+        &definition,
+    ))
+}
+
+pub fn get<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+) -> Result<Response, ApiError> {
+    let id = path_id(raw_id, "agent")?;
+    match store::get(&open()?, &id)? {
+        Some(definition) => Ok(Response::json(200, &definition)),
+        None => Err(not_found("agent", raw_id)),
+    }
+}
+
+pub fn update<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+    input: &Input,
+) -> Result<Response, ApiError> {
+    let body = input.body()?;
+    body.only(FIELDS)?;
+    let changes = DefinitionChanges {
+        name: name(body)?.not_null("name")?,
+        agent_type: agent_type(body)?.not_null("agent_type")?,
+        description: body.string("description", MAX_TEXT)?.for_update(),
+        // `capabilities: null` stores `[]`.
+        capabilities: match body.string_array("capabilities")? {
+            Field::Absent => None,
+            Field::Null => Some("[]".into()),
+            Field::Value(v) => Some(v),
+        },
+        default_model: body.string("default_model", MAX_MODEL)?.for_update(),
+    };
+    let id = path_id(raw_id, "agent")?;
+    match store::update(&open()?, &id, changes)? {
+        Some(definition) => Ok(Response::json(200, &definition)),
+        None => Err(not_found("agent", raw_id)),
+    }
+}
+
+pub fn delete<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+) -> Result<Response, ApiError> {
+    let id = path_id(raw_id, "agent")?;
+    if store::delete(&open()?, &id)? {
+        Ok(Response::empty(204))
+    } else {
+        Err(not_found("agent", raw_id))
+    }
+}

@@ -1,0 +1,169 @@
+//! The API: one entry point, [`handle`], applying the cross-cutting rules in the contract's
+//! order (401, 404 route, 405, 413, 415, 400, 422, 404 id, 409), then the route's handler.
+//! Each Spin component calls it with its own [`Group`]; tests call it with an in-memory
+//! database. There is no other implementation of any endpoint.
+
+mod definitions;
+pub mod events;
+mod logs;
+mod meta;
+pub mod openapi;
+mod prompts;
+mod runs;
+
+use crate::db::{self, Connector};
+use crate::domain::Id;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::{auth, cors, Config, Group, JsonObject, Query, Request, Response, Route};
+
+/// What a handler receives: the parsed query and, for POST/PUT/PATCH, the body object.
+pub(crate) struct Input {
+    pub query: Query,
+    pub body: Option<JsonObject>,
+}
+
+impl Input {
+    /// The body of a POST/PUT/PATCH (always present for those methods).
+    pub fn body(&self) -> Result<&JsonObject, ApiError> {
+        self.body
+            .as_ref()
+            .ok_or_else(|| ApiError::bad_request("request body is required"))
+    }
+}
+
+/// Answer one request for the routes of `group`.
+pub fn handle<C: Connector>(
+    group: Group,
+    connector: &C,
+    config: &Config,
+    req: &Request,
+) -> Response {
+    let mut response = if req.method == "OPTIONS" {
+        // CORS preflights need no token and exist on every path.
+        cors::preflight(config, req)
+    } else {
+        match route(group, connector, config, req) {
+            Ok(response) => response,
+            Err(err) => error_response(&err, None),
+        }
+    };
+    cors::decorate(config, req, &mut response);
+    response
+}
+
+/// An error response; a 405 carries its `Allow` header.
+fn error_response(err: &ApiError, allow: Option<&str>) -> Response {
+    let response = Response::error(err);
+    match allow {
+        Some(allow) => response.with_header("allow", allow),
+        None => response,
+    }
+}
+
+fn route<C: Connector>(
+    group: Group,
+    connector: &C,
+    config: &Config,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if req.path == "/api" || req.path.starts_with("/api/") {
+        auth::check(config, req)?;
+    }
+    let route = Route::resolve(&req.path)
+        .filter(|r| r.group() == group)
+        .ok_or_else(|| ApiError::not_found(format!("no route for {}", req.path)))?;
+    if !route.methods().contains(&req.method.as_str()) {
+        let allow = route.methods().join(", ");
+        let err = ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!(
+                "{} is not allowed on {}; allowed: {allow}",
+                req.method, req.path
+            ),
+        );
+        return Ok(error_response(&err, Some(&allow)));
+    }
+    let body = if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
+        Some(read_body(config, req)?)
+    } else {
+        None
+    };
+    let input = Input {
+        query: Query::parse(&req.query),
+        body,
+    };
+    // Query and body rules are checked before the database is touched: a rejected request
+    // costs no connection and changes nothing.
+    match route {
+        Route::Health => meta::health(connector),
+        Route::OpenApi => Ok(meta::openapi()),
+        Route::Events => events::poll(connector, &input),
+        Route::EventsSnapshot => events::snapshot(connector),
+        Route::EventsStream => Err(ApiError::not_found(
+            "the event stream is served by the streaming entry point",
+        )),
+        _ => {
+            let open = || db::open(connector).map_err(ApiError::from);
+            match (&route, req.method.as_str()) {
+                (Route::Agents, "GET") => definitions::list(open, &input),
+                (Route::Agents, "POST") => definitions::create(open, &input),
+                (Route::Agent(id), "GET") => definitions::get(open, id),
+                (Route::Agent(id), "PUT") => definitions::update(open, id, &input),
+                (Route::Agent(id), "DELETE") => definitions::delete(open, id),
+                (Route::Runs, "GET") => runs::list(open, &input),
+                (Route::Runs, "POST") => runs::create(open, &input),
+                (Route::Run(id), "GET") => runs::get(open, id),
+                (Route::Run(id), "PATCH") => runs::update(open, id, &input),
+                (Route::Run(id), "DELETE") => runs::delete(open, id),
+                (Route::Prompts, "GET") => prompts::list(open, &input),
+                (Route::Prompts, "POST") => prompts::create(open, &input),
+                (Route::Prompt(id), "GET") => prompts::get(open, id),
+                (Route::Prompt(id), "PATCH") => prompts::update(open, id, &input),
+                (Route::Logs, "GET") => logs::list(open, &input),
+                (Route::Logs, "POST") => logs::create(open, &input),
+                (Route::Stats, "GET") => runs::stats(open),
+                _ => Err(ApiError::internal("route table and dispatch disagree")),
+            }
+        }
+    }
+}
+
+/// Check size (413), media type (415) and syntax (400) of a request body, in that order.
+fn read_body(config: &Config, req: &Request) -> Result<JsonObject, ApiError> {
+    if req.body.len() > config.max_body_bytes {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("request body is over {} bytes", config.max_body_bytes),
+        ));
+    }
+    let is_json = req.header("content-type").is_some_and(|ct| {
+        let media = ct.split(';').next().unwrap_or("").trim();
+        let media = media.to_ascii_lowercase();
+        media == "application/json"
+            || (media.starts_with("application/") && media.ends_with("+json"))
+    });
+    if !is_json && !req.body.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "request body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    JsonObject::parse(&req.body)
+}
+
+/// A path id: a non-UUID is simply an id that does not exist.
+pub(crate) fn path_id(raw: &str, what: &str) -> Result<Id, ApiError> {
+    Id::parse(raw).ok_or_else(|| not_found(what, raw))
+}
+
+pub(crate) fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::not_found(format!("{what} {id} not found"))
+}
+
+/// 201 with the created resource and its `Location`.
+pub(crate) fn created<T: serde::Serialize>(location: String, value: &T) -> Response {
+    Response::json(201, value).with_header("location", location)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests;

@@ -1,0 +1,104 @@
+//! `/api/runtime/prompts`.
+
+use super::{created, not_found, path_id, Input};
+use crate::db::Database;
+use crate::domain::{Page, PromptStatus, PromptType};
+use crate::error::ApiError;
+use crate::http::Response;
+use crate::store::prompts::{self as store, NewPrompt, PromptChanges, PromptFilter};
+
+const MAX_NAME: usize = 256;
+const MAX_TEXT: usize = 1_000_000;
+
+pub fn list<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    input: &Input,
+) -> Result<Response, ApiError> {
+    let q = &input.query;
+    let filter = PromptFilter {
+        agent_id: q.id_filter("agent_id")?,
+        status: q.enum_filter("status", PromptStatus::parse, PromptStatus::list)?,
+    };
+    let page = Page::parse(q.get("limit"), q.get("offset"))?;
+    Ok(Response::json(200, &store::list(&open()?, &filter, page)?))
+}
+
+pub fn create<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    input: &Input,
+) -> Result<Response, ApiError> {
+    let body = input.body()?;
+    body.only(&[
+        "agent_id",
+        "prompt_type",
+        "prompt_text",
+        "prompt_name",
+        "model_used",
+    ])?;
+    let new = NewPrompt {
+        agent_id: body.id("agent_id")?.required("agent_id")?,
+        prompt_type: body
+            .one_of("prompt_type", PromptType::parse, PromptType::list)?
+            .required("prompt_type")?,
+        prompt_text: body
+            .string("prompt_text", MAX_TEXT)?
+            .required("prompt_text")?,
+        prompt_name: body.string("prompt_name", MAX_NAME)?.optional(),
+        model_used: body.string("model_used", MAX_NAME)?.optional(),
+    };
+    let prompt = store::create(&open()?, new)?;
+    Ok(created(
+        format!("/api/runtime/prompts/{}", prompt.id),
+        &prompt,
+    ))
+}
+
+pub fn get<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+) -> Result<Response, ApiError> {
+    let id = path_id(raw_id, "prompt")?;
+    match store::get(&open()?, &id)? {
+        Some(prompt) => Ok(Response::json(200, &prompt)),
+        None => Err(not_found("prompt", raw_id)),
+    }
+}
+
+pub fn update<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+    input: &Input,
+) -> Result<Response, ApiError> {
+    let body = input.body()?;
+    body.only(&[
+        "status",
+        "response_text",
+        "model_used",
+        "tokens_input",
+        "tokens_output",
+        "cost_usd",
+        "latency_ms",
+        "error_message",
+    ])?;
+    let changes = PromptChanges {
+        status: body
+            .one_of("status", PromptStatus::parse, PromptStatus::list)?
+            .not_null("status")?,
+        response_text: body.string("response_text", MAX_TEXT)?.for_update(),
+        model_used: body.string("model_used", MAX_NAME)?.for_update(),
+        tokens_input: body
+            .non_negative_int("tokens_input")?
+            .not_null("tokens_input")?,
+        tokens_output: body
+            .non_negative_int("tokens_output")?
+            .not_null("tokens_output")?,
+        cost_usd: body.non_negative_number("cost_usd")?.not_null("cost_usd")?,
+        latency_ms: body.non_negative_int("latency_ms")?.for_update(),
+        error_message: body.string("error_message", MAX_TEXT)?.for_update(),
+    };
+    let id = path_id(raw_id, "prompt")?;
+    match store::update(&open()?, &id, changes)? {
+        Some(prompt) => Ok(Response::json(200, &prompt)),
+        None => Err(not_found("prompt", raw_id)),
+    }
+}

@@ -1,0 +1,114 @@
+//! `/api/runtime/agents` and `/api/runtime/stats`.
+
+use super::{created, not_found, path_id, Input};
+use crate::db::Database;
+use crate::domain::{Page, RunStatus};
+use crate::error::ApiError;
+use crate::http::{Field, Response};
+use crate::store::runs::{self as store, NewRun, RunChanges, RunFilter};
+use crate::store::stats;
+
+const MAX_SESSION_ID: usize = 256;
+const MAX_TEXT: usize = 65_536;
+
+pub fn list<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    input: &Input,
+) -> Result<Response, ApiError> {
+    let q = &input.query;
+    let filter = RunFilter {
+        status: q.enum_filter("status", RunStatus::parse, RunStatus::list)?,
+        session_id: q.text_filter("session_id")?,
+        orchestrator_agent_id: q.id_filter("orchestrator_agent_id")?,
+    };
+    let page = Page::parse(q.get("limit"), q.get("offset"))?;
+    Ok(Response::json(200, &store::list(&open()?, &filter, page)?))
+}
+
+pub fn create<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    input: &Input,
+) -> Result<Response, ApiError> {
+    let body = input.body()?;
+    body.only(&[
+        "orchestrator_agent_id",
+        "session_id",
+        "parent_agent_id",
+        "context",
+        "config",
+    ])?;
+    let new = NewRun {
+        orchestrator_agent_id: body
+            .id("orchestrator_agent_id")?
+            .required("orchestrator_agent_id")?,
+        session_id: body
+            .non_empty_string("session_id", MAX_SESSION_ID)?
+            .required("session_id")?,
+        parent_agent_id: body.id("parent_agent_id")?.optional(),
+        // `null` or absent stores an empty object, as `capabilities: null` stores `[]`.
+        context: body
+            .object("context")?
+            .optional()
+            .unwrap_or_else(|| "{}".into()),
+        config: body
+            .object("config")?
+            .optional()
+            .unwrap_or_else(|| "{}".into()),
+    };
+    let run = store::create(&open()?, new)?;
+    Ok(created(format!("/api/runtime/agents/{}", run.id), &run))
+}
+
+pub fn get<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+) -> Result<Response, ApiError> {
+    let id = path_id(raw_id, "runtime agent")?;
+    match store::get(&open()?, &id)? {
+        Some(run) => Ok(Response::json(200, &run)),
+        None => Err(not_found("runtime agent", raw_id)),
+    }
+}
+
+pub fn update<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+    input: &Input,
+) -> Result<Response, ApiError> {
+    let body = input.body()?;
+    body.only(&["status", "error_message", "context"])?;
+    let changes = RunChanges {
+        status: body
+            .one_of("status", RunStatus::parse, RunStatus::list)?
+            .not_null("status")?,
+        error_message: body.string("error_message", MAX_TEXT)?.for_update(),
+        context: match body.object("context")? {
+            Field::Absent => None,
+            Field::Null => Some("{}".into()),
+            Field::Value(v) => Some(v),
+        },
+    };
+    let id = path_id(raw_id, "runtime agent")?;
+    match store::update(&open()?, &id, changes)? {
+        Some(run) => Ok(Response::json(200, &run)),
+        None => Err(not_found("runtime agent", raw_id)),
+    }
+}
+
+pub fn delete<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+) -> Result<Response, ApiError> {
+    let id = path_id(raw_id, "runtime agent")?;
+    if store::delete(&open()?, &id)? {
+        Ok(Response::empty(204))
+    } else {
+        Err(not_found("runtime agent", raw_id))
+    }
+}
+
+pub fn stats<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+) -> Result<Response, ApiError> {
+    Ok(Response::json(200, &stats::read(&open()?)?))
+}

@@ -1,0 +1,12 @@
+//! Domain types that can only exist valid: parse once at the edge, trust afterwards.
+
+pub mod enums;
+pub mod id;
+pub mod name;
+pub mod page;
+pub mod time;
+
+pub use enums::{AgentType, LogLevel, LogSource, LogType, PromptStatus, PromptType, RunStatus};
+pub use id::Id;
+pub use name::AgentName;
+pub use page::Page;

@@ -1,0 +1,112 @@
+//! Settings the components read from Spin variables (lower snake case, as Spin requires).
+
+/// What the API needs to know about its deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Bearer token for `/api` (and the sidecar's `/ws`); `None` means open.
+    pub api_token: Option<String>,
+    /// Origins allowed by CORS (exact match, e.g. `http://localhost:5173`).
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            api_token: None,
+            allowed_origins: Self::web_ui_origins(Self::DEFAULT_WEB_UI_PORT),
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+impl Config {
+    pub const DEFAULT_WEB_UI_PORT: u16 = 5173;
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+    /// The names of the Spin variables read by [`Config::from_variables`].
+    pub const VARIABLES: &'static [&'static str] =
+        &["api_token", "cors_origins", "web_ui_port", "max_body_bytes"];
+
+    fn web_ui_origins(port: u16) -> Vec<String> {
+        vec![
+            format!("http://localhost:{port}"),
+            format!("http://127.0.0.1:{port}"),
+        ]
+    }
+
+    /// Build the configuration from variables (`get` returns `None` or `""` for unset).
+    /// A malformed value is an operator error, reported with the variable's name.
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let port = match non_empty("web_ui_port") {
+            None => Self::DEFAULT_WEB_UI_PORT,
+            Some(v) => v
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| format!("variable web_ui_port must be a port number, got {v:?}"))?,
+        };
+        let mut allowed_origins = Self::web_ui_origins(port);
+        if let Some(extra) = non_empty("cors_origins") {
+            allowed_origins.extend(
+                extra
+                    .split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty()),
+            );
+        }
+        let max_body_bytes = match non_empty("max_body_bytes") {
+            None => Self::DEFAULT_MAX_BODY_BYTES,
+            Some(v) => v.trim().parse::<usize>().map_err(|_| {
+                format!("variable max_body_bytes must be a number of bytes, got {v:?}")
+            })?,
+        };
+        Ok(Config {
+            api_token: non_empty("api_token"),
+            allowed_origins,
+            max_body_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn unset_variables_give_the_documented_defaults() {
+        let config = Config::from_variables(|_| None).unwrap();
+        assert_eq!(config, Config::default());
+        assert!(config
+            .allowed_origins
+            .contains(&"http://127.0.0.1:5173".to_owned()));
+    }
+
+    #[test]
+    fn extra_origins_and_a_port_are_read() {
+        let config = Config::from_variables(|name| match name {
+            "web_ui_port" => Some("3000".into()),
+            "cors_origins" => Some("https://a.example, https://b.example/".into()),
+            "api_token" => Some("".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            config.allowed_origins,
+            [
+                "http://localhost:3000",
+                "http://127.0.0.1:3000",
+                "https://a.example",
+                "https://b.example"
+            ]
+        );
+        assert_eq!(config.api_token, None);
+    }
+
+    #[test]
+    fn a_malformed_port_names_the_variable() {
+        let err = Config::from_variables(|n| (n == "web_ui_port").then(|| "http".into()));
+        assert!(err.unwrap_err().contains("web_ui_port"));
+    }
+}

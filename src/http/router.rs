@@ -1,0 +1,127 @@
+//! The route table of the contract: which paths exist, which methods each takes, and which
+//! component (route group) serves it.
+
+/// A route group: one Spin component each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// `/api/agents`, `/api/agents/...`
+    Agents,
+    /// `/api/runtime/...`
+    Runtime,
+    /// `/api/events`, `/api/events/...`
+    Events,
+    /// `/health`, `/openapi.json` and the catch-all.
+    Meta,
+}
+
+/// A resolved route. Path ids are kept raw: a malformed id is an unknown id (404), decided
+/// after the body has been validated, in the contract's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Agents,
+    Agent(String),
+    Runs,
+    Run(String),
+    Prompts,
+    Prompt(String),
+    Logs,
+    Stats,
+    Events,
+    EventsSnapshot,
+    EventsStream,
+    Health,
+    OpenApi,
+}
+
+impl Route {
+    /// Resolve a path (a single trailing slash is ignored).
+    pub fn resolve(path: &str) -> Option<Route> {
+        let trimmed = if path.len() > 1 {
+            path.strip_suffix('/').unwrap_or(path)
+        } else {
+            path
+        };
+        let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+        Some(match segments.as_slice() {
+            ["api", "agents"] => Route::Agents,
+            ["api", "agents", id] if !id.is_empty() => Route::Agent((*id).to_owned()),
+            ["api", "runtime", "agents"] => Route::Runs,
+            ["api", "runtime", "agents", id] if !id.is_empty() => Route::Run((*id).to_owned()),
+            ["api", "runtime", "prompts"] => Route::Prompts,
+            ["api", "runtime", "prompts", id] if !id.is_empty() => Route::Prompt((*id).to_owned()),
+            ["api", "runtime", "logs"] => Route::Logs,
+            ["api", "runtime", "stats"] => Route::Stats,
+            ["api", "events"] => Route::Events,
+            ["api", "events", "snapshot"] => Route::EventsSnapshot,
+            ["api", "events", "stream"] => Route::EventsStream,
+            ["health"] => Route::Health,
+            ["openapi.json"] => Route::OpenApi,
+            _ => return None,
+        })
+    }
+
+    /// The component that serves this route.
+    pub fn group(&self) -> Group {
+        match self {
+            Route::Agents | Route::Agent(_) => Group::Agents,
+            Route::Runs
+            | Route::Run(_)
+            | Route::Prompts
+            | Route::Prompt(_)
+            | Route::Logs
+            | Route::Stats => Group::Runtime,
+            Route::Events | Route::EventsSnapshot | Route::EventsStream => Group::Events,
+            Route::Health | Route::OpenApi => Group::Meta,
+        }
+    }
+
+    /// The methods this route answers (OPTIONS is answered everywhere, for CORS).
+    pub fn methods(&self) -> &'static [&'static str] {
+        match self {
+            Route::Agents | Route::Runs | Route::Prompts | Route::Logs => &["GET", "POST"],
+            Route::Agent(_) => &["GET", "PUT", "DELETE"],
+            Route::Run(_) => &["GET", "PATCH", "DELETE"],
+            Route::Prompt(_) => &["GET", "PATCH"],
+            Route::Stats
+            | Route::Events
+            | Route::EventsSnapshot
+            | Route::EventsStream
+            | Route::Health
+            | Route::OpenApi => &["GET"],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_to_their_routes_and_groups() {
+        assert_eq!(Route::resolve("/api/agents"), Some(Route::Agents));
+        assert_eq!(Route::resolve("/api/agents/"), Some(Route::Agents));
+        assert_eq!(
+            Route::resolve("/api/agents/abc"),
+            Some(Route::Agent("abc".into()))
+        );
+        assert_eq!(
+            Route::resolve("/api/runtime/stats").unwrap().group(),
+            Group::Runtime
+        );
+        assert_eq!(Route::resolve("/health").unwrap().group(), Group::Meta);
+    }
+
+    #[test]
+    fn unknown_paths_resolve_to_nothing() {
+        for path in [
+            "/",
+            "/api",
+            "/api/agents/a/b",
+            "/api/runtime",
+            "/apix/agents",
+            "/api/agents//",
+        ] {
+            assert_eq!(Route::resolve(path), None, "{path}");
+        }
+    }
+}

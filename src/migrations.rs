@@ -1,0 +1,207 @@
+//! The migrations runner: `migrations/*.sql`, embedded at compile time, applied once, in
+//! order, on first use of a database.
+//!
+//! Safe under concurrency: the fast path reads `PRAGMA user_version`; when work is needed
+//! it takes the write lock (`BEGIN IMMEDIATE`), reads the version *again* and applies only
+//! what is still missing, so two instances racing on a fresh file apply each migration
+//! once. The version lives in `user_version` (one header read on the fast path) and each
+//! applied migration is recorded in `schema_migrations` with its time.
+
+use crate::db::{split_statements, Database, DbError, DbErrorKind};
+use crate::domain::time::now_rfc3339;
+
+/// One numbered migration file.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. The files in `migrations/` are the single source of schema.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_initial",
+    sql: include_str!("../migrations/0001_initial.sql"),
+}];
+
+/// The schema version this build expects.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The database's schema version (`PRAGMA user_version`).
+pub fn current_version<D: Database>(db: &D) -> Result<i64, DbError> {
+    let rows = db.execute("PRAGMA user_version", &[])?;
+    rows.first().map_or(Ok(0), |row| row.int(0))
+}
+
+/// Bring the schema up to [`latest_version`]; returns the version now in force.
+/// A database newer than this build is refused (`SchemaTooNew`), never silently used.
+pub fn migrate<D: Database>(db: &D) -> Result<i64, DbError> {
+    let latest = latest_version();
+    let version = current_version(db)?;
+    if version == latest {
+        return Ok(version);
+    }
+    if version > latest {
+        return Err(schema_too_new(version, latest));
+    }
+    // journal_mode cannot change inside a transaction; it is persistent, so once suffices.
+    // An in-memory database answers "memory" and stays so, which is fine.
+    db.execute("PRAGMA journal_mode = WAL", &[])?;
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    match apply_missing(db, latest) {
+        Ok(version) => {
+            db.execute("COMMIT", &[])?;
+            Ok(version)
+        }
+        Err(err) => {
+            let _ = db.execute("ROLLBACK", &[]);
+            Err(err)
+        }
+    }
+}
+
+fn apply_missing<D: Database>(db: &D, latest: i64) -> Result<i64, DbError> {
+    // Another instance may have migrated while we waited for the lock.
+    let version = current_version(db)?;
+    if version > latest {
+        return Err(schema_too_new(version, latest));
+    }
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        )",
+        &[],
+    )?;
+    for migration in MIGRATIONS.iter().filter(|m| m.version > version) {
+        for statement in split_statements(migration.sql) {
+            db.execute(&statement, &[]).map_err(|e| {
+                DbError::new(
+                    e.kind,
+                    format!("migration {} failed: {}", migration.name, e.message),
+                )
+            })?;
+        }
+        db.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            &[
+                migration.version.into(),
+                migration.name.into(),
+                now_rfc3339().into(),
+            ],
+        )?;
+    }
+    // PRAGMA takes no parameters; the value is our own integer.
+    db.execute(&format!("PRAGMA user_version = {latest}"), &[])?;
+    Ok(latest)
+}
+
+fn schema_too_new(found: i64, supported: i64) -> DbError {
+    DbError::new(
+        DbErrorKind::SchemaTooNew,
+        format!(
+            "database schema version {found} is newer than this build supports ({supported}); \
+             upgrade the orchestrator"
+        ),
+    )
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::db::native::NativeDatabase;
+
+    #[test]
+    fn a_fresh_database_gets_every_table_and_the_latest_version() {
+        let db = NativeDatabase::open_in_memory().unwrap();
+        assert_eq!(migrate(&db).unwrap(), latest_version());
+        let rows = db
+            .execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                &[],
+            )
+            .unwrap();
+        let names: Vec<String> = rows.iter().map(|r| r.text(0).unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "agent_logs",
+                "agents",
+                "orchestrator_agents",
+                "prompts",
+                "schema_migrations",
+                "system_logs"
+            ]
+        );
+        let recorded = db
+            .execute("SELECT version FROM schema_migrations", &[])
+            .unwrap();
+        assert_eq!(recorded.rows.len(), MIGRATIONS.len());
+    }
+
+    #[test]
+    fn migrating_twice_applies_nothing_the_second_time() {
+        let db = NativeDatabase::open_in_memory().unwrap();
+        migrate(&db).unwrap();
+        migrate(&db).unwrap();
+        let recorded = db
+            .execute("SELECT count(*) FROM schema_migrations", &[])
+            .unwrap();
+        assert_eq!(
+            recorded.first().unwrap().int(0).unwrap(),
+            MIGRATIONS.len() as i64
+        );
+    }
+
+    #[test]
+    fn a_database_newer_than_the_code_is_refused() {
+        let db = NativeDatabase::open_in_memory().unwrap();
+        db.execute(
+            &format!("PRAGMA user_version = {}", latest_version() + 1),
+            &[],
+        )
+        .unwrap();
+        let err = migrate(&db).unwrap_err();
+        assert_eq!(err.kind, DbErrorKind::SchemaTooNew);
+        assert!(err.message.contains("newer"));
+    }
+
+    #[test]
+    fn two_connections_racing_on_a_fresh_file_migrate_once() {
+        let dir = tempdir();
+        let path = dir.join("race.db");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let db = NativeDatabase::open(&path).unwrap();
+                    migrate(&db).unwrap()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), latest_version());
+        }
+        let db = NativeDatabase::open(&path).unwrap();
+        let recorded = db
+            .execute("SELECT count(*) FROM schema_migrations", &[])
+            .unwrap();
+        assert_eq!(
+            recorded.first().unwrap().int(0).unwrap(),
+            MIGRATIONS.len() as i64
+        );
+        let mode = db.execute("PRAGMA journal_mode", &[]).unwrap();
+        assert_eq!(mode.first().unwrap().text(0).unwrap(), "wal");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("orch-mig-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

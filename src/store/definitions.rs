@@ -1,0 +1,165 @@
+//! `orchestrator_agents`: agent definitions.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::bind;
+use crate::db::{Database, DbError, DbErrorKind, Row, Value};
+use crate::domain::{time::now_rfc3339, AgentName, AgentType, Id, Page};
+use crate::error::ApiError;
+
+/// An agent definition as the API returns it.
+#[derive(Debug, Serialize)]
+pub struct Definition {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub agent_type: String,
+    pub capabilities: Box<RawValue>,
+    pub default_model: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const COLUMNS: &str =
+    "id, name, description, agent_type, capabilities, default_model, created_at, updated_at";
+
+fn from_row(row: Row<'_>) -> Result<Definition, DbError> {
+    Ok(Definition {
+        id: row.text(0)?,
+        name: row.text(1)?,
+        description: row.opt_text(2)?,
+        agent_type: row.text(3)?,
+        capabilities: row.json(4)?,
+        default_model: row.opt_text(5)?,
+        created_at: row.text(6)?,
+        updated_at: row.text(7)?,
+    })
+}
+
+/// A validated new definition. `capabilities` is a JSON array's text.
+#[derive(Debug)]
+pub struct NewDefinition {
+    pub name: AgentName,
+    pub description: Option<String>,
+    pub agent_type: AgentType,
+    pub capabilities: String,
+    pub default_model: Option<String>,
+}
+
+/// A validated partial update: `None` leaves a column as it is; `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct DefinitionChanges {
+    pub name: Option<AgentName>,
+    pub description: Option<Option<String>>,
+    pub agent_type: Option<AgentType>,
+    pub capabilities: Option<String>,
+    pub default_model: Option<Option<String>>,
+}
+
+fn duplicate_name(err: DbError, name: &str) -> ApiError {
+    if err.kind == DbErrorKind::Unique {
+        ApiError::conflict(format!("an agent named {name:?} already exists"))
+    } else {
+        err.into()
+    }
+}
+
+pub fn list<D: Database>(
+    db: &D,
+    agent_type: Option<AgentType>,
+    page: Page,
+) -> Result<Vec<Definition>, DbError> {
+    let mut params = Vec::new();
+    let filter = match agent_type {
+        Some(t) => format!("WHERE agent_type = {}", bind(&mut params, t.as_str())),
+        None => String::new(),
+    };
+    let limit = bind(&mut params, page.limit);
+    let offset = bind(&mut params, page.offset);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM orchestrator_agents {filter} \
+         ORDER BY created_at, id LIMIT {limit} OFFSET {offset}"
+    );
+    db.execute(&sql, &params)?.iter().map(from_row).collect()
+}
+
+pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Definition>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM orchestrator_agents WHERE id = ?1");
+    db.execute(&sql, &[id.into()])?
+        .first()
+        .map(from_row)
+        .transpose()
+}
+
+/// Insert; a taken name is a 409.
+pub fn insert<D: Database>(db: &D, new: NewDefinition) -> Result<Definition, ApiError> {
+    let now = now_rfc3339();
+    let sql = format!(
+        "INSERT INTO orchestrator_agents ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+         RETURNING {COLUMNS}"
+    );
+    let params = [
+        Id::new_v4().into(),
+        Value::from(new.name.as_ref()),
+        new.description.into(),
+        new.agent_type.as_str().into(),
+        new.capabilities.into(),
+        new.default_model.into(),
+        now.into(),
+    ];
+    let rows = db
+        .execute(&sql, &params)
+        .map_err(|e| duplicate_name(e, new.name.as_ref()))?;
+    super::returned(&rows, from_row)
+}
+
+/// Apply changes and move `updated_at`; `None` when the id is unknown, 409 on a taken name.
+pub fn update<D: Database>(
+    db: &D,
+    id: &Id,
+    changes: DefinitionChanges,
+) -> Result<Option<Definition>, ApiError> {
+    let mut params: Vec<Value> = vec![id.into()];
+    let mut sets = Vec::new();
+    let name = changes.name.as_ref().map(|n| n.as_ref().to_owned());
+    if let Some(name) = &name {
+        sets.push(format!("name = {}", bind(&mut params, name.as_str())));
+    }
+    if let Some(description) = changes.description {
+        sets.push(format!("description = {}", bind(&mut params, description)));
+    }
+    if let Some(agent_type) = changes.agent_type {
+        sets.push(format!(
+            "agent_type = {}",
+            bind(&mut params, agent_type.as_str())
+        ));
+    }
+    if let Some(capabilities) = changes.capabilities {
+        sets.push(format!(
+            "capabilities = {}",
+            bind(&mut params, capabilities)
+        ));
+    }
+    if let Some(model) = changes.default_model {
+        sets.push(format!("default_model = {}", bind(&mut params, model)));
+    }
+    sets.push(format!("updated_at = {}", bind(&mut params, now_rfc3339())));
+    let sql = format!(
+        "UPDATE orchestrator_agents SET {} WHERE id = ?1 RETURNING {COLUMNS}",
+        sets.join(", ")
+    );
+    let rows = db
+        .execute(&sql, &params)
+        .map_err(|e| duplicate_name(e, name.as_deref().unwrap_or_default()))?;
+    Ok(rows.first().map(from_row).transpose()?)
+}
+
+/// Delete (cascading to runs, their prompts and logs); `false` when the id is unknown.
+pub fn delete<D: Database>(db: &D, id: &Id) -> Result<bool, DbError> {
+    let rows = db.execute(
+        "DELETE FROM orchestrator_agents WHERE id = ?1 RETURNING id",
+        &[id.into()],
+    )?;
+    Ok(!rows.is_empty())
+}

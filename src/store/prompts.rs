@@ -1,0 +1,204 @@
+//! `prompts`: one LLM call of a run. A change to a prompt's cost rolls up into its run's
+//! `cost_usd` in the same transaction.
+
+use serde::Serialize;
+
+use super::{bind, exists, runs};
+use crate::db::{write_transaction, Database, DbError, Row, Value};
+use crate::domain::{time::now_rfc3339, Id, Page, PromptStatus, PromptType};
+use crate::error::ApiError;
+
+/// A prompt as the API returns it.
+#[derive(Debug, Serialize)]
+pub struct Prompt {
+    pub id: String,
+    pub agent_id: String,
+    pub prompt_type: String,
+    pub prompt_name: Option<String>,
+    pub prompt_text: String,
+    pub response_text: Option<String>,
+    pub status: String,
+    pub model_used: Option<String>,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub cost_usd: f64,
+    pub latency_ms: Option<i64>,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+    pub error_message: Option<String>,
+}
+
+const COLUMNS: &str = "id, agent_id, prompt_type, prompt_name, prompt_text, response_text, \
+     status, model_used, tokens_input, tokens_output, cost_usd, latency_ms, created_at, \
+     completed_at, error_message";
+
+fn from_row(row: Row<'_>) -> Result<Prompt, DbError> {
+    Ok(Prompt {
+        id: row.text(0)?,
+        agent_id: row.text(1)?,
+        prompt_type: row.text(2)?,
+        prompt_name: row.opt_text(3)?,
+        prompt_text: row.text(4)?,
+        response_text: row.opt_text(5)?,
+        status: row.text(6)?,
+        model_used: row.opt_text(7)?,
+        tokens_input: row.int(8)?,
+        tokens_output: row.int(9)?,
+        cost_usd: row.real(10)?,
+        latency_ms: row.opt_int(11)?,
+        created_at: row.text(12)?,
+        completed_at: row.opt_text(13)?,
+        error_message: row.opt_text(14)?,
+    })
+}
+
+/// Filters of `GET /api/runtime/prompts`.
+#[derive(Debug, Default)]
+pub struct PromptFilter {
+    pub agent_id: Option<Id>,
+    pub status: Option<PromptStatus>,
+}
+
+/// A validated new prompt.
+#[derive(Debug)]
+pub struct NewPrompt {
+    pub agent_id: Id,
+    pub prompt_type: PromptType,
+    pub prompt_text: String,
+    pub prompt_name: Option<String>,
+    pub model_used: Option<String>,
+}
+
+/// A validated PATCH: `None` leaves a column; `Some(None)` clears a nullable one.
+#[derive(Debug, Default)]
+pub struct PromptChanges {
+    pub status: Option<PromptStatus>,
+    pub response_text: Option<Option<String>>,
+    pub model_used: Option<Option<String>>,
+    pub tokens_input: Option<i64>,
+    pub tokens_output: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub latency_ms: Option<Option<i64>>,
+    pub error_message: Option<Option<String>>,
+}
+
+pub fn list<D: Database>(
+    db: &D,
+    filter: &PromptFilter,
+    page: Page,
+) -> Result<Vec<Prompt>, DbError> {
+    let mut params = Vec::new();
+    let mut conditions = Vec::new();
+    if let Some(agent) = &filter.agent_id {
+        conditions.push(format!("agent_id = {}", bind(&mut params, agent)));
+    }
+    if let Some(status) = filter.status {
+        conditions.push(format!("status = {}", bind(&mut params, status.as_str())));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let limit = bind(&mut params, page.limit);
+    let offset = bind(&mut params, page.offset);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM prompts {filter} \
+         ORDER BY created_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
+    );
+    db.execute(&sql, &params)?.iter().map(from_row).collect()
+}
+
+pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Prompt>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM prompts WHERE id = ?1");
+    db.execute(&sql, &[id.into()])?
+        .first()
+        .map(from_row)
+        .transpose()
+}
+
+/// Create a `pending` prompt; an unknown run is a 422 naming `agent_id`.
+pub fn create<D: Database>(db: &D, new: NewPrompt) -> Result<Prompt, ApiError> {
+    write_transaction(db, |db| {
+        if !exists(db, "agents", new.agent_id.as_str())? {
+            return Err(ApiError::validation(
+                "agent_id",
+                format!("agent_id {} does not exist", new.agent_id),
+            ));
+        }
+        let sql = format!(
+            "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, status, \
+             model_used, tokens_input, tokens_output, cost_usd, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, 0, 0, 0, ?7) RETURNING {COLUMNS}"
+        );
+        let params = [
+            Id::new_v4().into(),
+            new.agent_id.into(),
+            new.prompt_type.as_str().into(),
+            new.prompt_name.into(),
+            new.prompt_text.into(),
+            new.model_used.into(),
+            now_rfc3339().into(),
+        ];
+        super::returned(&db.execute(&sql, &params)?, from_row)
+    })
+}
+
+/// Apply a PATCH atomically with the cost roll-up. `None` for an unknown id; 409 for an
+/// illegal transition. The same status again is a no-op.
+pub fn update<D: Database>(
+    db: &D,
+    id: &Id,
+    changes: PromptChanges,
+) -> Result<Option<Prompt>, ApiError> {
+    write_transaction(db, |db| {
+        let Some(current) = get(db, id)? else {
+            return Ok(None);
+        };
+        let from = PromptStatus::parse(&current.status)
+            .ok_or_else(|| ApiError::internal(format!("stored status {:?}", current.status)))?;
+        let moving_to = changes.status.filter(|next| *next != from);
+        if let Some(next) = moving_to {
+            if !from.can_move_to(next) {
+                return Err(ApiError::conflict(format!(
+                    "prompt {id} is {from}; it cannot move to {next}"
+                )));
+            }
+        }
+        let mut params: Vec<Value> = vec![id.into()];
+        let mut sets = Vec::new();
+        if let Some(next) = moving_to {
+            sets.push(format!("status = {}", bind(&mut params, next.as_str())));
+            if next.is_final() {
+                sets.push(format!(
+                    "completed_at = {}",
+                    bind(&mut params, now_rfc3339())
+                ));
+            }
+        }
+        let mut set = |column: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                sets.push(format!("{column} = {}", bind(&mut params, value)));
+            }
+        };
+        set("response_text", changes.response_text.map(Value::from));
+        set("model_used", changes.model_used.map(Value::from));
+        set("tokens_input", changes.tokens_input.map(Value::from));
+        set("tokens_output", changes.tokens_output.map(Value::from));
+        set("cost_usd", changes.cost_usd.map(Value::from));
+        set("latency_ms", changes.latency_ms.map(Value::from));
+        set("error_message", changes.error_message.map(Value::from));
+        if sets.is_empty() {
+            return Ok(Some(current));
+        }
+        let sql = format!(
+            "UPDATE prompts SET {} WHERE id = ?1 RETURNING {COLUMNS}",
+            sets.join(", ")
+        );
+        let prompt = super::returned(&db.execute(&sql, &params)?, from_row)?;
+        if changes.cost_usd.is_some() {
+            runs::roll_up_cost(db, &prompt.agent_id)?;
+        }
+        Ok(Some(prompt))
+    })
+}

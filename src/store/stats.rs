@@ -1,0 +1,87 @@
+//! `GET /api/runtime/stats`: counts and costs, read in one snapshot.
+
+use serde::Serialize;
+
+use crate::db::{read_transaction, Database};
+use crate::domain::{PromptStatus, RunStatus};
+use crate::error::ApiError;
+
+/// Runs and cost of one agent definition.
+#[derive(Debug, Serialize)]
+pub struct DefinitionStats {
+    pub orchestrator_agent_id: String,
+    pub name: String,
+    pub runs: i64,
+    pub cost_usd: f64,
+}
+
+/// The whole answer. Every status is a key, zero included; every definition is listed.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub agents_by_status: serde_json::Map<String, serde_json::Value>,
+    pub prompts_by_status: serde_json::Map<String, serde_json::Value>,
+    pub cost_usd: f64,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub by_definition: Vec<DefinitionStats>,
+}
+
+fn counts<D: Database>(
+    db: &D,
+    sql: &str,
+    keys: impl Iterator<Item = &'static str>,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let mut map: serde_json::Map<_, _> = keys.map(|k| (k.to_owned(), 0.into())).collect();
+    for row in db.execute(sql, &[])?.iter() {
+        map.insert(row.text(0)?, row.int(1)?.into());
+    }
+    Ok(map)
+}
+
+pub fn read<D: Database>(db: &D) -> Result<Stats, ApiError> {
+    read_transaction(db, |db| {
+        let agents_by_status = counts(
+            db,
+            "SELECT status, count(*) FROM agents GROUP BY status",
+            RunStatus::ALL.iter().map(|s| s.as_str()),
+        )?;
+        let prompts_by_status = counts(
+            db,
+            "SELECT status, count(*) FROM prompts GROUP BY status",
+            PromptStatus::ALL.iter().map(|s| s.as_str()),
+        )?;
+        let totals = db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0.0), COALESCE(SUM(tokens_input), 0), \
+             COALESCE(SUM(tokens_output), 0) FROM prompts",
+            &[],
+        )?;
+        let totals = totals
+            .first()
+            .ok_or_else(|| ApiError::internal("aggregate returned no row"))?;
+        let by_definition = db
+            .execute(
+                "SELECT d.id, d.name, count(a.id), COALESCE(SUM(a.cost_usd), 0.0) \
+                 FROM orchestrator_agents d LEFT JOIN agents a ON a.orchestrator_agent_id = d.id \
+                 GROUP BY d.id ORDER BY d.created_at, d.id",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(DefinitionStats {
+                    orchestrator_agent_id: row.text(0)?,
+                    name: row.text(1)?,
+                    runs: row.int(2)?,
+                    cost_usd: row.real(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, crate::db::DbError>>()?;
+        Ok(Stats {
+            agents_by_status,
+            prompts_by_status,
+            cost_usd: totals.real(0)?,
+            tokens_input: totals.int(1)?,
+            tokens_output: totals.int(2)?,
+            by_definition,
+        })
+    })
+}
