@@ -31,24 +31,53 @@ impl Input {
     }
 }
 
-/// Answer one request for the routes of `group`.
-pub fn handle<C: Connector>(
+/// What a request gets: a whole response, or a response head followed by a stream of
+/// body chunks (the Server-Sent Events feed).
+pub enum Reply<C: Connector> {
+    Full(Response),
+    Stream(Response, events::EventStream<C>),
+}
+
+/// Answer one request for the routes of `group`, collecting a stream into the body (a
+/// stream ends by itself, so this always returns). Hosts that can stream use [`respond`].
+pub fn handle<C: Connector + Clone>(
     group: Group,
     connector: &C,
     config: &Config,
     req: &Request,
 ) -> Response {
-    let mut response = if req.method == "OPTIONS" {
+    match respond(group, connector, config, req) {
+        Reply::Full(response) => response,
+        Reply::Stream(mut head, stream) => {
+            for chunk in stream {
+                head.body.extend_from_slice(&chunk);
+            }
+            head
+        }
+    }
+}
+
+/// Answer one request for the routes of `group`.
+pub fn respond<C: Connector + Clone>(
+    group: Group,
+    connector: &C,
+    config: &Config,
+    req: &Request,
+) -> Reply<C> {
+    let mut reply = if req.method == "OPTIONS" {
         // CORS preflights need no token and exist on every path.
-        cors::preflight(config, req)
+        Reply::Full(cors::preflight(config, req))
     } else {
         match route(group, connector, config, req) {
-            Ok(response) => response,
-            Err(err) => error_response(&err, None),
+            Ok(reply) => reply,
+            Err(err) => Reply::Full(error_response(&err, None)),
         }
     };
-    cors::decorate(config, req, &mut response);
-    response
+    let head = match &mut reply {
+        Reply::Full(response) | Reply::Stream(response, _) => response,
+    };
+    cors::decorate(config, req, head);
+    reply
 }
 
 /// An error response; a 405 carries its `Allow` header.
@@ -60,12 +89,12 @@ fn error_response(err: &ApiError, allow: Option<&str>) -> Response {
     }
 }
 
-fn route<C: Connector>(
+fn route<C: Connector + Clone>(
     group: Group,
     connector: &C,
     config: &Config,
     req: &Request,
-) -> Result<Response, ApiError> {
+) -> Result<Reply<C>, ApiError> {
     if req.path == "/api" || req.path.starts_with("/api/") {
         auth::check(config, req)?;
     }
@@ -81,7 +110,7 @@ fn route<C: Connector>(
                 req.method, req.path
             ),
         );
-        return Ok(error_response(&err, Some(&allow)));
+        return Ok(Reply::Full(error_response(&err, Some(&allow))));
     }
     let body = if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
         Some(read_body(config, req)?)
@@ -94,14 +123,15 @@ fn route<C: Connector>(
     };
     // Query and body rules are checked before the database is touched: a rejected request
     // costs no connection and changes nothing.
-    match route {
+    let response = match route {
+        Route::EventsStream => {
+            let (head, stream) = events::stream(connector, config, req, &input)?;
+            return Ok(Reply::Stream(head, stream));
+        }
         Route::Health => meta::health(connector),
         Route::OpenApi => Ok(meta::openapi()),
         Route::Events => events::poll(connector, &input),
         Route::EventsSnapshot => events::snapshot(connector),
-        Route::EventsStream => Err(ApiError::not_found(
-            "the event stream is served by the streaming entry point",
-        )),
         _ => {
             let open = || db::open(connector).map_err(ApiError::from);
             match (&route, req.method.as_str()) {
@@ -125,7 +155,8 @@ fn route<C: Connector>(
                 _ => Err(ApiError::internal("route table and dispatch disagree")),
             }
         }
-    }
+    };
+    response.map(Reply::Full)
 }
 
 /// Check size (413), media type (415) and syntax (400) of a request body, in that order.

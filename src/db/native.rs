@@ -116,6 +116,7 @@ impl Connector for FileConnector {
 
 /// A connector over one shared in-memory database, for unit tests: every `connect` hands
 /// out the same connection, so data survives between requests of one test.
+#[derive(Clone)]
 pub struct MemoryConnector {
     db: std::rc::Rc<NativeDatabase>,
 }

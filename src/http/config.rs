@@ -1,5 +1,7 @@
 //! Settings the components read from Spin variables (lower snake case, as Spin requires).
 
+use std::time::Duration;
+
 /// What the API needs to know about its deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -9,6 +11,10 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// How long an SSE stream lasts before it ends itself (under every host's deadline).
+    pub sse_max_duration: Duration,
+    /// Silence after which an SSE stream sends a `: keep-alive` comment.
+    pub sse_keepalive: Duration,
 }
 
 impl Default for Config {
@@ -17,6 +23,8 @@ impl Default for Config {
             api_token: None,
             allowed_origins: Self::web_ui_origins(Self::DEFAULT_WEB_UI_PORT),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            sse_max_duration: Self::DEFAULT_SSE_MAX_DURATION,
+            sse_keepalive: Self::DEFAULT_SSE_KEEPALIVE,
         }
     }
 }
@@ -24,10 +32,18 @@ impl Default for Config {
 impl Config {
     pub const DEFAULT_WEB_UI_PORT: u16 = 5173;
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+    pub const DEFAULT_SSE_MAX_DURATION: Duration = Duration::from_secs(50);
+    pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 
     /// The names of the Spin variables read by [`Config::from_variables`].
-    pub const VARIABLES: &'static [&'static str] =
-        &["api_token", "cors_origins", "web_ui_port", "max_body_bytes"];
+    pub const VARIABLES: &'static [&'static str] = &[
+        "api_token",
+        "cors_origins",
+        "web_ui_port",
+        "max_body_bytes",
+        "sse_max_seconds",
+        "sse_keepalive_seconds",
+    ];
 
     fn web_ui_origins(port: u16) -> Vec<String> {
         vec![
@@ -62,10 +78,24 @@ impl Config {
                 format!("variable max_body_bytes must be a number of bytes, got {v:?}")
             })?,
         };
+        let seconds = |name: &str, default: Duration| match non_empty(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    format!("variable {name} must be a positive number of seconds, got {v:?}")
+                }),
+        };
         Ok(Config {
             api_token: non_empty("api_token"),
             allowed_origins,
             max_body_bytes,
+            sse_max_duration: seconds("sse_max_seconds", Self::DEFAULT_SSE_MAX_DURATION)?,
+            sse_keepalive: seconds("sse_keepalive_seconds", Self::DEFAULT_SSE_KEEPALIVE)?,
         })
     }
 }

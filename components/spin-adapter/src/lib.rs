@@ -5,12 +5,14 @@
 //! Components stay a few lines: they name their route group and call [`serve`].
 
 use futures::SinkExt;
+use orchestrator_core::api::Reply;
 use orchestrator_core::db::{Connector, Database, DbError, DbErrorKind, Rows, Value};
 use orchestrator_core::{Config, ErrorCode, Group, Request, Response};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::sqlite3;
 
 /// Opens the `default` database through the host.
+#[derive(Clone, Copy)]
 pub struct SpinConnector;
 
 /// One host connection.
@@ -73,19 +75,24 @@ pub fn config() -> Result<Config, String> {
     Config::from_variables(|name| spin_sdk::variables::get(name).ok())
 }
 
-/// Serve one request for the routes of `group`.
+/// Serve one request for the routes of `group`. A streaming reply (SSE) sends its head at
+/// once and each chunk as the core produces it.
 pub async fn serve(group: Group, req: IncomingRequest, out: ResponseOutparam) {
-    let response = match config() {
-        Ok(config) => {
-            let request = read_request(req, config.max_body_bytes).await;
-            orchestrator_core::handle(group, &SpinConnector, &config, &request)
+    let config = match config() {
+        Ok(config) => config,
+        Err(message) => {
+            let err = orchestrator_core::ApiError::new(
+                ErrorCode::Internal,
+                format!("invalid configuration: {message}"),
+            );
+            return write_response(out, Response::error(&err), NO_STREAM).await;
         }
-        Err(message) => Response::error(&orchestrator_core::ApiError::new(
-            ErrorCode::Internal,
-            format!("invalid configuration: {message}"),
-        )),
     };
-    write_response(out, response).await;
+    let request = read_request(req, config.max_body_bytes).await;
+    match orchestrator_core::api::respond(group, &SpinConnector, &config, &request) {
+        Reply::Full(response) => write_response(out, response, NO_STREAM).await,
+        Reply::Stream(head, stream) => write_response(out, head, Some(stream)).await,
+    }
 }
 
 /// Translate the request, reading at most `max_body + 1` body bytes: enough to tell that a
@@ -131,7 +138,14 @@ async fn read_request(req: IncomingRequest, max_body: usize) -> Request {
     }
 }
 
-async fn write_response(out: ResponseOutparam, response: Response) {
+/// A whole response: no chunks after the body.
+const NO_STREAM: Option<std::iter::Empty<Vec<u8>>> = None;
+
+async fn write_response(
+    out: ResponseOutparam,
+    response: Response,
+    stream: Option<impl Iterator<Item = Vec<u8>>>,
+) {
     let headers: Vec<(String, Vec<u8>)> = response
         .headers
         .into_iter()
@@ -142,7 +156,13 @@ async fn write_response(out: ResponseOutparam, response: Response) {
     let _ = outgoing.set_status_code(response.status);
     let mut body = outgoing.take_body();
     out.set(outgoing);
-    if !response.body.is_empty() {
-        let _ = body.send(response.body).await;
+    if !response.body.is_empty() && body.send(response.body).await.is_err() {
+        return;
+    }
+    for chunk in stream.into_iter().flatten() {
+        // The client went away: stop reading the feed for it.
+        if body.send(chunk).await.is_err() {
+            return;
+        }
     }
 }

@@ -80,3 +80,64 @@ fn the_snapshot_holds_active_runs_and_the_head_cursor() {
     let head = app.get("/api/events").json_body()["cursor"].clone();
     assert_eq!(snapshot["cursor"], head);
 }
+
+fn short_streams() -> App {
+    App::with_config(crate::http::Config {
+        sse_max_duration: Duration::from_millis(300),
+        sse_keepalive: Duration::from_millis(100),
+        ..crate::http::Config::default()
+    })
+}
+
+#[test]
+fn the_sse_stream_replays_from_after_keeps_alive_and_ends_itself() {
+    let app = short_streams();
+    let run = app.run();
+    app.patch(
+        &format!("/api/runtime/agents/{}", run["id"].as_str().unwrap()),
+        json!({ "status": "planning" }),
+    );
+    let started = Instant::now();
+    let r = app.get("/api/events/stream?after=0");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let text = String::from_utf8(r.body).unwrap();
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert_eq!(ids.len(), 2, "{text}");
+    assert!(text.contains("event: agent_update\ndata: {\"cursor\":"));
+    assert!(text.contains(": keep-alive"), "{text}");
+    let data: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(data[1]["data"]["status"], "planning");
+}
+
+#[test]
+fn last_event_id_wins_over_after_and_no_cursor_means_new_events_only() {
+    let app = short_streams();
+    let run = app.run();
+    let path = format!("/api/runtime/agents/{}", run["id"].as_str().unwrap());
+    app.patch(&path, json!({ "status": "planning" }));
+    let first = app.get("/api/events").json_body()["events"][0]["cursor"]
+        .as_i64()
+        .unwrap();
+    let r = app.send(
+        crate::http::Request::new("GET", "/api/events/stream?after=0")
+            .with_header("Last-Event-ID", &first.to_string()),
+    );
+    let text = String::from_utf8(r.body).unwrap();
+    assert_eq!(text.matches("id: ").count(), 1, "{text}");
+    // Without a cursor the stream starts at the head: nothing old is replayed.
+    let text = String::from_utf8(app.get("/api/events/stream").body).unwrap();
+    assert_eq!(text.matches("id: ").count(), 0, "{text}");
+    let bad = app.send(
+        crate::http::Request::new("GET", "/api/events/stream").with_header("Last-Event-ID", "x"),
+    );
+    assert_error(&bad, 400, "bad_request");
+}
