@@ -1,0 +1,246 @@
+//! Composition of the capabilities into one store: the per-instance state, the
+//! linker, and components compiled and pre-instantiated once at start-up.
+//!
+//! This is the only module that knows every capability; each capability module
+//! (`sqlite`, `variables`, WASI, WASI HTTP) only sees its own slice of the state.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{anyhow, Result};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{
+    Error as HttpError, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+use crate::diag::one_line;
+use crate::sqlite::{self, Databases, SqliteCtx, SqliteView};
+use crate::variables::{self, ComponentVariables};
+
+/// Everything one instance (one request) owns. Dropping it (with its store) drops the
+/// instance's resources, which returns pinned SQLite connections to their pools.
+pub struct HostState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: DenyOutbound,
+    sqlite: SqliteCtx,
+    variables: ComponentVariables,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outbound HTTP is denied: Spin only allows hosts listed in `allowed_outbound_hosts`,
+/// and this host does not implement that allow-list, so it allows none.
+struct DenyOutbound;
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+type SendResult = Result<(http::Response<WasiBody>, IoFuture), HttpError>;
+
+impl WasiHttpHooks for DenyOutbound {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _io: IoFuture,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        Box::new(async { Err(HttpError::HttpRequestDenied) })
+    }
+}
+
+/// A linker with everything a Spin HTTP component may import here: WASI p2, WASI
+/// HTTP p2, both SQLite interfaces and `fermyon:spin/variables`.
+pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(to_anyhow)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(to_anyhow)?;
+    sqlite::add_to_linker(&mut linker, |s: &mut HostState| SqliteView {
+        ctx: &mut s.sqlite,
+        table: &mut s.table,
+    })
+    .map_err(to_anyhow)?;
+    variables::add_to_linker(&mut linker, |s: &mut HostState| &mut s.variables)
+        .map_err(to_anyhow)?;
+    Ok(linker)
+}
+
+/// wasmtime has its own error type; flatten it (with its causes) into anyhow.
+pub(crate) fn to_anyhow(e: wasmtime::Error) -> anyhow::Error {
+    anyhow!("{}", one_line(&format!("{e:#}")))
+}
+
+/// What a component instance gets besides the component itself.
+pub struct InstanceSettings {
+    /// Environment variables (`[component.X] environment`).
+    pub environment: Vec<(String, String)>,
+    /// All the host's databases.
+    pub databases: Arc<Databases>,
+    /// Labels this component may open (`sqlite_databases`).
+    pub allowed_databases: HashSet<String>,
+    /// The component's rendered variables.
+    pub variables: ComponentVariables,
+}
+
+/// A component compiled and pre-instantiated once; [`PreparedComponent::new_store`]
+/// makes the fresh store each request runs in.
+pub struct PreparedComponent {
+    id: String,
+    source: PathBuf,
+    pre: ProxyPre<HostState>,
+    environment: Arc<Vec<(String, String)>>,
+    databases: Arc<Databases>,
+    allowed_databases: Arc<HashSet<String>>,
+    variables: ComponentVariables,
+}
+
+impl PreparedComponent {
+    /// Compile `source` (on a blocking thread; cached per engine and file version in
+    /// this process) and pre-instantiate it against `linker`.
+    ///
+    /// Errors are one line naming the component and its file: a missing or invalid
+    /// `.wasm`, an import this host does not provide (named), or a component that does
+    /// not export `wasi:http/incoming-handler`.
+    pub async fn prepare(
+        engine: &Engine,
+        linker: &Linker<HostState>,
+        id: &str,
+        source: &Path,
+        settings: InstanceSettings,
+    ) -> Result<PreparedComponent> {
+        let component = compile_cached(engine, source)
+            .await
+            .map_err(|e| anyhow!("component `{id}`: {e}"))?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
+            anyhow!(
+                "component `{id}` ({}) needs an import this host does not provide: {}",
+                source.display(),
+                one_line(&format!("{e:#}"))
+            )
+        })?;
+        let pre = ProxyPre::new(instance_pre).map_err(|e| {
+            anyhow!(
+                "component `{id}` ({}) is not a Spin HTTP component (no wasi:http/incoming-handler export): {}",
+                source.display(),
+                one_line(&format!("{e:#}"))
+            )
+        })?;
+        Ok(PreparedComponent {
+            id: id.to_string(),
+            source: source.to_path_buf(),
+            pre,
+            environment: Arc::new(settings.environment),
+            databases: settings.databases,
+            allowed_databases: Arc::new(settings.allowed_databases),
+            variables: settings.variables,
+        })
+    }
+
+    /// The component id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The `.wasm` file it was compiled from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The pre-instantiated component.
+    pub fn pre(&self) -> &ProxyPre<HostState> {
+        &self.pre
+    }
+
+    /// A fresh store for one request: its own WASI context (stdio inherited, the
+    /// component's environment, no network), SQLite access limited to the
+    /// component's databases, and guest code that yields to the async runtime every
+    /// epoch tick and traps once `deadline` has passed.
+    pub fn new_store(&self, deadline: Duration) -> Store<HostState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr();
+        wasi.envs(&self.environment);
+        let state = HostState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: DenyOutbound,
+            sqlite: SqliteCtx::new(self.databases.clone(), self.allowed_databases.clone()),
+            variables: self.variables.clone(),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        // Every epoch tick, a running guest yields to the async runtime, and traps
+        // (Trap::Interrupt) once the deadline has passed. Trapping alone is not
+        // enough: a guest computing in a loop would hold its tokio worker for the whole
+        // deadline, and tasks queued behind it on that worker (e.g. the connection
+        // that should send its response head) would wait too.
+        let deadline_at = std::time::Instant::now() + deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= deadline_at {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        store
+    }
+}
+
+type CacheKey = (PathBuf, u64, Option<SystemTime>);
+
+/// Compile a component file, reusing an earlier compilation of the same file
+/// version with the same engine (tests start many hosts on one fixture).
+async fn compile_cached(engine: &Engine, source: &Path) -> Result<Component> {
+    static CACHE: OnceLock<Mutex<Vec<(CacheKey, Engine, Component)>>> = OnceLock::new();
+    let meta =
+        std::fs::metadata(source).map_err(|e| anyhow!("cannot read {}: {e}", source.display()))?;
+    let canonical = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    let key: CacheKey = (canonical, meta.len(), meta.modified().ok());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| {
+        c.iter()
+            .find(|(k, e, _)| *k == key && Engine::same(e, engine))
+            .map(|(_, _, c)| c.clone())
+    }) {
+        return Ok(hit);
+    }
+    let engine2 = engine.clone();
+    let path = source.to_path_buf();
+    let component = tokio::task::spawn_blocking(move || Component::from_file(&engine2, &path))
+        .await
+        .map_err(|e| anyhow!("compiling {}: {e}", source.display()))?
+        .map_err(|e| {
+            anyhow!(
+                "cannot compile {}: {}",
+                source.display(),
+                one_line(&format!("{e:#}"))
+            )
+        })?;
+    if let Ok(mut c) = cache.lock() {
+        c.retain(|(k, e, _)| !(k.0 == key.0 && Engine::same(e, engine)));
+        c.push((key, engine.clone(), component.clone()));
+    }
+    Ok(component)
+}

@@ -1,0 +1,275 @@
+//! A generic, Spin-compatible runtime for Spin HTTP applications on wasmtime.
+//!
+//! [`Host::start`] reads a Spin v2 manifest (and optionally a runtime config), opens
+//! the SQLite databases, compiles and pre-instantiates every routed component, and
+//! binds the listener; [`Host::serve`] answers requests until told to stop. Each
+//! request runs in a fresh instance, as in Spin.
+//!
+//! The crate is split by capability, like Spin's factors: [`manifest`],
+//! [`runtime_config`], [`routing`], [`sqlite`], [`variables`], [`server`] and
+//! [`error`]; `instance` composes them into one store, and this file wires
+//! configuration into them. Nothing here knows about any particular application.
+
+#![warn(missing_docs)]
+
+mod diag;
+pub mod engine;
+pub mod error;
+mod instance;
+pub mod manifest;
+pub mod routing;
+pub mod runtime_config;
+pub mod server;
+pub mod sqlite;
+pub mod variables;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+
+pub use engine::shared_engine;
+pub use instance::PreparedComponent;
+pub use sqlite::Synchronous;
+
+use diag::one_line;
+use instance::InstanceSettings;
+use manifest::Manifest;
+use routing::Router;
+use runtime_config::RuntimeConfig;
+use sqlite::{Databases, Pool, PoolOptions};
+use variables::AppVariables;
+
+/// Everything [`Host::start`] needs. [`HostConfig::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// The application manifest (`spin.toml`).
+    pub manifest_path: PathBuf,
+    /// The runtime config (`runtime-config.toml`), if any.
+    pub runtime_config_path: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port (see [`Host::local_addr`]).
+    pub listen: SocketAddr,
+    /// Database label to file; wins over the runtime config (e.g. `default` to the
+    /// `DATABASE_PATH` an embedder was given).
+    pub sqlite_path_overrides: HashMap<String, PathBuf>,
+    /// Application variable overrides by name (matched case-insensitively).
+    pub variables: HashMap<String, String>,
+    /// Wall-clock limit for one request's guest run, response body included.
+    pub request_deadline: Duration,
+    /// How long [`Host::serve`] lets in-flight requests finish after shutdown.
+    pub shutdown_grace: Duration,
+    /// Connections per database.
+    pub sqlite_pool_size: usize,
+    /// How long `open` waits for a free connection before failing.
+    pub sqlite_pool_wait: Duration,
+    /// SQLite `busy_timeout` of every connection.
+    pub sqlite_busy_timeout: Duration,
+    /// SQLite `synchronous` level (see [`Synchronous`] for what each guarantees).
+    pub sqlite_synchronous: Synchronous,
+    /// Instance slots of the pooling allocator, i.e. concurrent requests. Hosts with
+    /// the same value share one engine ([`shared_engine`]).
+    pub max_instances: u32,
+}
+
+impl HostConfig {
+    /// Defaults: listen on `127.0.0.1:3000` (as `spin up`), no runtime config,
+    /// 60 s deadline, 10 s shutdown grace, 16 connections per database with a 5 s
+    /// wait, 5 s busy timeout, `synchronous = NORMAL`, 256 instances.
+    pub fn new(manifest_path: impl Into<PathBuf>) -> Self {
+        HostConfig {
+            manifest_path: manifest_path.into(),
+            runtime_config_path: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            sqlite_path_overrides: HashMap::new(),
+            variables: HashMap::new(),
+            request_deadline: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+            sqlite_pool_size: 16,
+            sqlite_pool_wait: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+            sqlite_synchronous: Synchronous::Normal,
+            max_instances: 256,
+        }
+    }
+}
+
+/// A started host: configuration validated, databases open, components ready,
+/// listener bound. Nothing is accepted until [`Host::serve`].
+pub struct Host {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    app: Arc<server::App>,
+    routes: Vec<(String, String)>,
+    databases: Arc<Databases>,
+    shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("local_addr", &self.local_addr)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Parse the manifest and runtime config, validate them, open (creating if
+    /// needed, with its folder) every database in use, compile and pre-instantiate
+    /// every routed component, and bind the listener.
+    ///
+    /// Every failure is an error whose one-line Display names the cause: the file and
+    /// line of bad TOML, a missing `.wasm` with its path, an import the host lacks, a
+    /// required variable without a value, a database that cannot be opened with its
+    /// path, an address already in use.
+    pub async fn start(config: HostConfig) -> Result<Host> {
+        start(config)
+            .await
+            .map_err(|e| anyhow!("{}", one_line(&format!("{e:#}"))))
+    }
+
+    /// The bound address (with the real port when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `(route, component id)` for every HTTP route, in manifest order.
+    pub fn routes(&self) -> Vec<(String, String)> {
+        self.routes.clone()
+    }
+
+    /// `(label, file)` for every open database, sorted by label.
+    pub fn databases(&self) -> Vec<(String, PathBuf)> {
+        let mut out: Vec<(String, PathBuf)> = self
+            .databases
+            .pools()
+            .map(|p| (p.label().to_string(), p.path().to_path_buf()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Serve until `shutdown` resolves; then stop accepting, let in-flight requests
+    /// finish within `shutdown_grace`, end the rest, and close the database pools
+    /// (waiting a bounded time for connections still in use).
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        tracing::info!(addr = %self.local_addr, "serving");
+        server::serve(self.listener, self.app, self.shutdown_grace, shutdown).await;
+        for pool in self.databases.pools() {
+            pool.close(Duration::from_secs(5)).await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn start(config: HostConfig) -> Result<Host> {
+    let manifest = Manifest::from_file(&config.manifest_path)?;
+    let runtime_config = match &config.runtime_config_path {
+        Some(path) => RuntimeConfig::from_file(path)?,
+        None => RuntimeConfig::default(),
+    };
+    let app_variables = AppVariables::resolve(&manifest.variables, &config.variables)?;
+
+    // Routed components are the ones that get loaded; the others are only validated.
+    let routes = manifest.routes();
+    let routed: BTreeSet<&str> = routes.iter().map(|(_, c)| c.as_str()).collect();
+
+    let databases = open_databases(&config, &manifest, &runtime_config).await?;
+
+    let engine = shared_engine(config.max_instances)?;
+    let linker = instance::linker(&engine)?;
+    let mut components = HashMap::new();
+    for (id, component) in &manifest.components {
+        let variables = app_variables.component_values(id, &component.variables)?;
+        if !routed.contains(id.as_str()) {
+            continue;
+        }
+        let settings = InstanceSettings {
+            environment: component
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            databases: databases.clone(),
+            allowed_databases: component.sqlite_databases.iter().cloned().collect(),
+            variables,
+        };
+        let prepared =
+            PreparedComponent::prepare(&engine, &linker, id, &component.source, settings).await?;
+        tracing::debug!(component = %id, source = %component.source.display(), "component ready");
+        components.insert(id.clone(), Arc::new(prepared));
+    }
+
+    let router = Router::build(routes.iter().cloned())?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    Ok(Host {
+        listener,
+        local_addr,
+        app: Arc::new(server::App {
+            router,
+            components,
+            request_deadline: config.request_deadline,
+        }),
+        routes,
+        databases,
+        shutdown_grace: config.shutdown_grace,
+    })
+}
+
+/// Decide each database's file and open the pools.
+///
+/// A label is configured if the runtime config or an override names it (`default`
+/// always is, at `.spin/sqlite_db.db` next to the manifest unless configured
+/// otherwise). A component listing an unconfigured label is a start-up error, as in
+/// Spin. Pools are opened for labels some component uses and for labels configured
+/// explicitly; a configured label no component lists can never be opened anyway.
+async fn open_databases(
+    config: &HostConfig,
+    manifest: &Manifest,
+    runtime_config: &RuntimeConfig,
+) -> Result<Arc<Databases>> {
+    let mut paths: BTreeMap<String, PathBuf> = runtime_config.sqlite_databases.clone();
+    for (label, path) in &config.sqlite_path_overrides {
+        paths.insert(label.clone(), path.clone());
+    }
+    let mut configured: HashSet<String> = paths.keys().cloned().collect();
+    configured.insert("default".to_string());
+
+    let mut used: BTreeSet<String> = paths.keys().cloned().collect();
+    for (id, component) in &manifest.components {
+        for label in &component.sqlite_databases {
+            if !configured.contains(label) {
+                bail!(
+                    "component `{id}` uses SQLite database `{label}`, which is not configured (add [sqlite_database.{label}] to the runtime config)"
+                );
+            }
+            used.insert(label.clone());
+        }
+    }
+
+    let options = PoolOptions {
+        size: config.sqlite_pool_size.max(1),
+        wait: config.sqlite_pool_wait,
+        busy_timeout: config.sqlite_busy_timeout,
+        synchronous: config.sqlite_synchronous,
+    };
+    let mut pools = HashMap::new();
+    for label in used {
+        let path = paths
+            .get(&label)
+            .cloned()
+            .unwrap_or_else(|| runtime_config::default_database_path(&manifest.dir));
+        let pool = Pool::open(&label, &path, options.clone()).await?;
+        tracing::debug!(database = %label, path = %path.display(), "database open");
+        pools.insert(label, pool);
+    }
+    Ok(Arc::new(Databases::new(pools, configured)))
+}

@@ -1,0 +1,408 @@
+//! The HTTP server: hyper http/1.1 accept loop (keep-alive, one task per
+//! connection), per-request instances, deadlines, request logging and graceful
+//! shutdown.
+//!
+//! Per request: route the path, add Spin's `spin-*` headers, make a fresh store and
+//! instance from the pre-instantiated component, and run `handle` in a spawned task
+//! while this side awaits the response outparam. The response head is returned as
+//! soon as the guest sets it, and the body streams from the still-running guest (SSE
+//! works). The deadline bounds the whole guest run, head and body: epoch
+//! interruption stops a guest that computes forever, and a tokio timeout stops one
+//! that waits forever (a guest `sleep` is an async wait in the host).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderName, HeaderValue, Request, Response, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+use wasmtime::Trap;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use crate::diag::one_line;
+use crate::error::{error_response, HostErrorKind};
+use crate::instance::PreparedComponent;
+use crate::routing::Router;
+
+/// Everything the server needs to answer requests. Immutable once built.
+pub struct App {
+    /// Routes to component ids.
+    pub router: Router,
+    /// Prepared components by id (every routed id is present).
+    pub components: HashMap<String, Arc<PreparedComponent>>,
+    /// Wall-clock limit for one guest run (head and body).
+    pub request_deadline: Duration,
+}
+
+/// How a guest run ended.
+#[derive(Debug)]
+enum Outcome {
+    /// `handle` returned normally.
+    Ok,
+    /// Trap, panic or host error: a one-line summary (the root cause, for the
+    /// client) and the full detail with the guest backtrace (for the log).
+    Failed { summary: String, detail: String },
+    /// The request deadline passed.
+    Timeout,
+    /// No instance slot free in the pooling allocator.
+    Unavailable(String),
+    /// The host is shutting down and ended the run.
+    Killed,
+}
+
+/// Serve `listener` until `shutdown` resolves. Then stop accepting, let open
+/// connections finish their in-flight requests within `grace` (idle keep-alive
+/// connections close at once), end whatever is still running, and return once the
+/// guest tasks have been told to stop.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    // `stop`: connections finish in-flight requests and close; `kill`: guest runs end now.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (kill_tx, kill_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, client)) => {
+                    connections.spawn(serve_connection(
+                        stream,
+                        client,
+                        app.clone(),
+                        stop_rx.clone(),
+                        kill_rx.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // Reap finished connection tasks so the set does not grow forever.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    tracing::info!(
+        connections = connections.len(),
+        "shutting down: no longer accepting"
+    );
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(grace, drain(&mut connections))
+        .await
+        .is_ok();
+    // Always tell guest runs to end: some may have lost their connection but still
+    // be running (up to their deadline) and holding database connections.
+    let _ = kill_tx.send(true);
+    if !drained {
+        tracing::warn!(
+            remaining = connections.len(),
+            "shutdown grace elapsed; ending in-flight requests"
+        );
+        // Killed runs answer 503 or end their body; give that a moment, then cut.
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain(&mut connections)).await;
+        connections.shutdown().await;
+    }
+}
+
+async fn drain(set: &mut JoinSet<()>) {
+    while set.join_next().await.is_some() {}
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    client: SocketAddr,
+    app: Arc<App>,
+    mut stop: watch::Receiver<bool>,
+    kill: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |req| {
+        let app = app.clone();
+        let kill = kill.clone();
+        async move { Ok::<_, Infallible>(handle(app, req, client, kill).await) }
+    });
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(client = %client, error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        _ = stop.wait_for(|stop| *stop) => {}
+    }
+    // Finish the request in flight (if any), then close.
+    conn.as_mut().graceful_shutdown();
+    if let Err(e) = conn.await {
+        tracing::debug!(client = %client, error = %e, "connection ended with an error");
+    }
+}
+
+fn json_response(kind: HostErrorKind, message: &str) -> Response<HyperOutgoingBody> {
+    error_response(kind, message)
+        .map(|b| Full::new(b).map_err(|never| match never {}).boxed_unsync())
+}
+
+/// Answer one request and log it (one line at info).
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    client: SocketAddr,
+    kill: watch::Receiver<bool>,
+) -> Response<HyperOutgoingBody> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (response, component) = dispatch(&app, req, client, kill).await;
+    tracing::info!(
+        method = %method,
+        path = %path,
+        component = component.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+async fn dispatch(
+    app: &App,
+    mut req: Request<Incoming>,
+    client: SocketAddr,
+    mut kill: watch::Receiver<bool>,
+) -> (Response<HyperOutgoingBody>, Option<String>) {
+    let path = req.uri().path().to_string();
+    let Some(route) = app.router.route(&path) else {
+        let message = format!("no route matches {path}");
+        return (json_response(HostErrorKind::NotFound, &message), None);
+    };
+    let id = route.component_id().to_string();
+    let Some(component) = app.components.get(&id).cloned() else {
+        let message = format!("component `{id}` is not loaded");
+        return (json_response(HostErrorKind::Internal, &message), Some(id));
+    };
+
+    // Spin's headers, and an absolute URI (WASI HTTP needs the authority).
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |pq| pq.as_str().to_string());
+    for (name, value) in route.spin_headers("http", &host, &path_and_query, client) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            req.headers_mut().insert(name, value);
+        }
+    }
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(host.as_str())
+        .path_and_query(path_and_query.as_str())
+        .build()
+        .or_else(|_| {
+            Uri::builder()
+                .scheme("http")
+                .authority("localhost")
+                .path_and_query(path_and_query.as_str())
+                .build()
+        });
+    match uri {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(e) => {
+            let message = format!("bad request target: {e}");
+            return (json_response(HostErrorKind::Internal, &message), Some(id));
+        }
+    }
+
+    let deadline = app.request_deadline;
+    let mut store = component.new_store(deadline);
+    let (head_tx, head_rx) = oneshot::channel();
+    let handles = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)
+        .and_then(|r| Ok((r, store.data_mut().http().new_response_outparam(head_tx)?)));
+    let (wasi_req, outparam) = match handles {
+        Ok(h) => h,
+        Err(e) => {
+            let message = format!("cannot pass the request to the component: {e}");
+            return (json_response(HostErrorKind::Internal, &message), Some(id));
+        }
+    };
+
+    let (outcome_tx, outcome_rx) = oneshot::channel();
+    let pre = component.pre().clone();
+    let task_component = id.clone();
+    let deadline_at = tokio::time::Instant::now() + deadline;
+    tokio::spawn(async move {
+        let run = async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, wasi_req, outparam)
+                .await
+        };
+        let outcome = tokio::select! {
+            result = tokio::time::timeout_at(deadline_at, run) => match result {
+                Ok(Ok(())) => Outcome::Ok,
+                Ok(Err(e)) => classify(e),
+                Err(_) => Outcome::Timeout,
+            },
+            _ = kill.wait_for(|kill| *kill) => Outcome::Killed,
+        };
+        // Dropping the store ends the instance: its resources go (pinned database
+        // connections roll back and return to their pools) and the response body,
+        // if streaming, ends.
+        drop(store);
+        log_outcome(&task_component, &outcome, deadline);
+        let _ = outcome_tx.send(outcome);
+    });
+
+    let response = match head_rx.await {
+        Ok(Ok(head)) => head.map(|body| {
+            GuardedBody {
+                inner: body,
+                outcome: Some(outcome_rx),
+            }
+            .boxed_unsync()
+        }),
+        Ok(Err(code)) => {
+            let message = format!("component `{id}` failed to respond: {code:?}");
+            json_response(HostErrorKind::Internal, &message)
+        }
+        // The outparam was dropped unset: the run is over; ask it why.
+        Err(_) => match outcome_rx.await {
+            Ok(Outcome::Timeout) => {
+                let message = format!(
+                    "component `{id}` did not respond within {:.1} s",
+                    deadline.as_secs_f64()
+                );
+                json_response(HostErrorKind::Timeout, &message)
+            }
+            Ok(Outcome::Failed { summary, .. }) => json_response(
+                HostErrorKind::Internal,
+                &format!("component `{id}` failed: {summary}"),
+            ),
+            Ok(Outcome::Unavailable(e)) => json_response(
+                HostErrorKind::Unavailable,
+                &format!("no capacity for component `{id}`: {e}"),
+            ),
+            Ok(Outcome::Killed) => {
+                json_response(HostErrorKind::Unavailable, "the server is shutting down")
+            }
+            Ok(Outcome::Ok) | Err(_) => json_response(
+                HostErrorKind::Internal,
+                &format!("component `{id}` returned without sending a response"),
+            ),
+        },
+    };
+    (response, Some(id))
+}
+
+fn classify(e: wasmtime::Error) -> Outcome {
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return Outcome::Timeout;
+    }
+    let detail = one_line(&format!("{e:#}"));
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return Outcome::Unavailable(detail);
+    }
+    Outcome::Failed {
+        summary: one_line(&e.root_cause().to_string()),
+        detail,
+    }
+}
+
+fn log_outcome(component: &str, outcome: &Outcome, deadline: Duration) {
+    match outcome {
+        Outcome::Ok => {}
+        Outcome::Failed { detail, .. } => {
+            tracing::error!(component, error = %detail, "component failed")
+        }
+        Outcome::Timeout => tracing::warn!(
+            component,
+            deadline_ms = deadline.as_millis() as u64,
+            "component exceeded the request deadline"
+        ),
+        Outcome::Unavailable(e) => tracing::warn!(component, error = %e, "no instance slot free"),
+        Outcome::Killed => tracing::warn!(component, "component ended by shutdown"),
+    }
+}
+
+/// The guest's response body, which ends with an error (so hyper aborts the
+/// connection instead of sending the final chunk) if the guest run failed after the
+/// head was sent: a client must be able to tell a truncated body from a complete one.
+struct GuardedBody {
+    inner: HyperOutgoingBody,
+    outcome: Option<oneshot::Receiver<Outcome>>,
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Some(frame) = ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            return Poll::Ready(Some(frame));
+        }
+        // The body ended (finished, or its writer went away with the instance); the
+        // run's outcome says whether that was complete.
+        let Some(outcome) = this.outcome.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let result = ready!(Pin::new(outcome).poll(cx));
+        this.outcome = None;
+        match result {
+            Ok(Outcome::Ok) => Poll::Ready(None),
+            other => Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
+                format!("response body ended early: {other:?}"),
+            ))))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.outcome.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

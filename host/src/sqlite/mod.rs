@@ -1,0 +1,510 @@
+//! The Spin SQLite host binding on rusqlite: `spin:sqlite/sqlite@3.0.0` and the older
+//! `fermyon:spin/sqlite@2.0.0`, one implementation behind both.
+//!
+//! Semantics, as in Spin:
+//! * a component may open only the labels in its `sqlite_databases`; a label that is
+//!   configured but not listed is `access-denied`, a label not configured at all is
+//!   `no-such-database` (`default` is always configured);
+//! * a `connection` resource pins one pooled connection from `open` until the guest
+//!   drops it or the store ends (normally, trap or deadline); any transaction left
+//!   open is then rolled back before the connection is reused (see [`pool`]);
+//! * SQLite errors reach the guest as `io(<SQLite's message>)`, a full disk as
+//!   `database-full`, an exhausted pool as `io("... pool exhausted ...")`;
+//! * all SQLite work runs on tokio's blocking threads.
+
+pub mod pool;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+pub use pool::{Pool, PoolError, PoolOptions, PooledConnection, Synchronous};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "spin-host:host/sqlite",
+        imports: { default: async | trappable },
+        with: {
+            "spin:sqlite/sqlite.connection": super::Connection,
+            "fermyon:spin/sqlite.connection": super::Connection,
+        },
+    });
+}
+
+use bindings::fermyon::spin::sqlite as v2;
+use bindings::spin::sqlite::sqlite as v3;
+
+/// The host side of a guest `connection` resource: the pinned pooled connection.
+///
+/// `None` only while a statement is running on a blocking thread (the connection is
+/// moved there and back), or after a blocking task failed.
+pub struct Connection {
+    conn: Option<PooledConnection>,
+}
+
+/// The databases of one host: the opened pools, and every label that counts as
+/// configured. Shared by all instances.
+#[derive(Debug, Default)]
+pub struct Databases {
+    pools: HashMap<String, Pool>,
+    configured: HashSet<String>,
+}
+
+impl Databases {
+    /// `pools` are the opened databases; `configured` every label the configuration
+    /// knows (`default` is added automatically).
+    pub fn new(pools: HashMap<String, Pool>, configured: impl IntoIterator<Item = String>) -> Self {
+        let mut configured: HashSet<String> = configured.into_iter().collect();
+        configured.insert("default".to_string());
+        configured.extend(pools.keys().cloned());
+        Databases { pools, configured }
+    }
+
+    /// The opened pools.
+    pub fn pools(&self) -> impl Iterator<Item = &Pool> {
+        self.pools.values()
+    }
+}
+
+/// Per-instance SQLite state: which databases this component may open.
+pub struct SqliteCtx {
+    databases: Arc<Databases>,
+    allowed: Arc<HashSet<String>>,
+}
+
+impl SqliteCtx {
+    /// State for an instance of a component allowed to open the labels in `allowed`.
+    pub fn new(databases: Arc<Databases>, allowed: Arc<HashSet<String>>) -> Self {
+        SqliteCtx { databases, allowed }
+    }
+}
+
+/// What the binding needs from the store: its SQLite state and the store's resource
+/// table (where `connection` resources live).
+pub struct SqliteView<'a> {
+    /// The instance's SQLite state.
+    pub ctx: &'a mut SqliteCtx,
+    /// The store's resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+struct SqliteBinding;
+
+impl HasData for SqliteBinding {
+    type Data<'a> = SqliteView<'a>;
+}
+
+/// Add both SQLite interfaces to `linker`; `get` projects the store data to a view.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> SqliteView<'_>,
+) -> wasmtime::Result<()> {
+    bindings::Sqlite::add_to_linker::<T, SqliteBinding>(linker, get)
+}
+
+// ---- the implementation, in interface-neutral types ---------------------------
+
+/// Interface-neutral error (converted to each interface's `error`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbError {
+    /// The label is not configured.
+    NoSuchDatabase,
+    /// The label is configured but not in the component's `sqlite_databases`.
+    AccessDenied,
+    /// The connection is no longer usable.
+    InvalidConnection,
+    /// SQLITE_FULL.
+    DatabaseFull,
+    /// Anything else, with SQLite's (or the pool's) message.
+    Io(String),
+}
+
+/// Interface-neutral value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbValue {
+    /// INTEGER
+    Integer(i64),
+    /// REAL
+    Real(f64),
+    /// TEXT
+    Text(String),
+    /// BLOB
+    Blob(Vec<u8>),
+    /// NULL
+    Null,
+}
+
+/// Interface-neutral query result.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DbQueryResult {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows; each has one value per column.
+    pub rows: Vec<Vec<DbValue>>,
+}
+
+impl rusqlite::ToSql for DbValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            DbValue::Integer(i) => ValueRef::Integer(*i),
+            DbValue::Real(f) => ValueRef::Real(*f),
+            DbValue::Text(s) => ValueRef::Text(s.as_bytes()),
+            DbValue::Blob(b) => ValueRef::Blob(b),
+            DbValue::Null => ValueRef::Null,
+        }))
+    }
+}
+
+fn map_error(e: rusqlite::Error) -> DbError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if f.code == rusqlite::ErrorCode::DiskFull {
+            return DbError::DatabaseFull;
+        }
+    }
+    DbError::Io(e.to_string())
+}
+
+/// Run one statement on `conn` and collect its rows. Blocking.
+///
+/// Values map by SQLite storage class. Statements go through the connection's
+/// statement cache. A parameterless string that does not prepare as one statement
+/// (e.g. a schema script) is run as a batch, statement by statement, returning the
+/// rows of the last statement that has columns.
+pub fn execute_blocking(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    params: &[DbValue],
+) -> Result<DbQueryResult, DbError> {
+    match conn.prepare_cached(statement) {
+        Ok(mut stmt) => run_statement(&mut stmt, params),
+        Err(e) if !params.is_empty() => Err(map_error(e)),
+        // rusqlite refuses several statements (and prepares the rest to find out,
+        // which fails when the rest depends on the first); run them in order.
+        Err(_) => {
+            use rusqlite::fallible_iterator::FallibleIterator;
+            let mut batch = rusqlite::Batch::new(conn, statement);
+            let mut last = DbQueryResult::default();
+            while let Some(mut stmt) = batch.next().map_err(map_error)? {
+                let result = run_statement(&mut stmt, &[])?;
+                if !result.columns.is_empty() {
+                    last = result;
+                }
+            }
+            Ok(last)
+        }
+    }
+}
+
+fn run_statement(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: &[DbValue],
+) -> Result<DbQueryResult, DbError> {
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let n = columns.len();
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params.iter()))
+        .map_err(map_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_error)? {
+        let mut values = Vec::with_capacity(n);
+        for i in 0..n {
+            values.push(match row.get_ref(i).map_err(map_error)? {
+                ValueRef::Null => DbValue::Null,
+                ValueRef::Integer(v) => DbValue::Integer(v),
+                ValueRef::Real(v) => DbValue::Real(v),
+                ValueRef::Text(t) => DbValue::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => DbValue::Blob(b.to_vec()),
+            });
+        }
+        out.push(values);
+    }
+    Ok(DbQueryResult { columns, rows: out })
+}
+
+impl SqliteView<'_> {
+    async fn open_impl(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, DbError>> {
+        if !self.ctx.databases.configured.contains(&database) {
+            return Ok(Err(DbError::NoSuchDatabase));
+        }
+        if !self.ctx.allowed.contains(&database) {
+            return Ok(Err(DbError::AccessDenied));
+        }
+        let Some(pool) = self.ctx.databases.pools.get(&database) else {
+            // Configured, allowed, but never opened: the host only opens what
+            // components list, so this cannot happen; refuse rather than panic.
+            return Ok(Err(DbError::AccessDenied));
+        };
+        match pool.acquire().await {
+            Ok(conn) => Ok(Ok(self.table.push(Connection { conn: Some(conn) })?)),
+            Err(e) => Ok(Err(DbError::Io(e.to_string()))),
+        }
+    }
+
+    async fn execute_impl(
+        &mut self,
+        this: &Resource<Connection>,
+        statement: String,
+        params: Vec<DbValue>,
+    ) -> wasmtime::Result<Result<DbQueryResult, DbError>> {
+        let Some(pooled) = self.table.get_mut(this)?.conn.take() else {
+            return Ok(Err(DbError::InvalidConnection));
+        };
+        // The connection travels to a blocking thread and back. If this future is
+        // dropped meanwhile (deadline, shutdown), the connection is dropped on that
+        // thread when the statement ends, which rolls back and returns it to the pool.
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = execute_blocking(pooled.conn(), &statement, &params);
+            (pooled, result)
+        })
+        .await;
+        match joined {
+            Ok((pooled, result)) => {
+                self.table.get_mut(this)?.conn = Some(pooled);
+                Ok(result)
+            }
+            Err(e) => Ok(Err(DbError::Io(format!("statement failed: {e}")))),
+        }
+    }
+
+    fn with_conn<R>(
+        &mut self,
+        this: &Resource<Connection>,
+        default: R,
+        f: impl FnOnce(&rusqlite::Connection) -> R,
+    ) -> wasmtime::Result<R> {
+        // Reading these counters is a field read inside SQLite: no I/O, no lock.
+        Ok(match &self.table.get(this)?.conn {
+            Some(pooled) => f(pooled.conn()),
+            None => default,
+        })
+    }
+
+    fn drop_impl(&mut self, this: Resource<Connection>) -> wasmtime::Result<()> {
+        // Dropping the PooledConnection rolls back and returns it to the pool.
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+macro_rules! convert_types {
+    ($m:ident) => {
+        impl From<DbError> for $m::Error {
+            fn from(e: DbError) -> Self {
+                match e {
+                    DbError::NoSuchDatabase => $m::Error::NoSuchDatabase,
+                    DbError::AccessDenied => $m::Error::AccessDenied,
+                    DbError::InvalidConnection => $m::Error::InvalidConnection,
+                    DbError::DatabaseFull => $m::Error::DatabaseFull,
+                    DbError::Io(s) => $m::Error::Io(s),
+                }
+            }
+        }
+
+        impl From<$m::Value> for DbValue {
+            fn from(v: $m::Value) -> Self {
+                match v {
+                    $m::Value::Integer(i) => DbValue::Integer(i),
+                    $m::Value::Real(f) => DbValue::Real(f),
+                    $m::Value::Text(s) => DbValue::Text(s),
+                    $m::Value::Blob(b) => DbValue::Blob(b),
+                    $m::Value::Null => DbValue::Null,
+                }
+            }
+        }
+
+        impl From<DbValue> for $m::Value {
+            fn from(v: DbValue) -> Self {
+                match v {
+                    DbValue::Integer(i) => $m::Value::Integer(i),
+                    DbValue::Real(f) => $m::Value::Real(f),
+                    DbValue::Text(s) => $m::Value::Text(s),
+                    DbValue::Blob(b) => $m::Value::Blob(b),
+                    DbValue::Null => $m::Value::Null,
+                }
+            }
+        }
+
+        impl From<DbQueryResult> for $m::QueryResult {
+            fn from(r: DbQueryResult) -> Self {
+                $m::QueryResult {
+                    columns: r.columns,
+                    rows: r
+                        .rows
+                        .into_iter()
+                        .map(|values| $m::RowResult {
+                            values: values.into_iter().map(Into::into).collect(),
+                        })
+                        .collect(),
+                }
+            }
+        }
+
+        impl $m::Host for SqliteView<'_> {}
+    };
+}
+
+convert_types!(v3);
+convert_types!(v2);
+
+impl v3::HostConnection for SqliteView<'_> {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, v3::Error>> {
+        Ok(self.open_impl(database).await?.map_err(Into::into))
+    }
+
+    async fn execute(
+        &mut self,
+        this: Resource<Connection>,
+        statement: String,
+        parameters: Vec<v3::Value>,
+    ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
+        let params = parameters.into_iter().map(Into::into).collect();
+        Ok(self
+            .execute_impl(&this, statement, params)
+            .await?
+            .map(Into::into)
+            .map_err(Into::into))
+    }
+
+    async fn last_insert_rowid(&mut self, this: Resource<Connection>) -> wasmtime::Result<i64> {
+        self.with_conn(&this, 0, |c| c.last_insert_rowid())
+    }
+
+    async fn changes(&mut self, this: Resource<Connection>) -> wasmtime::Result<u64> {
+        self.with_conn(&this, 0, |c| c.changes())
+    }
+
+    async fn drop(&mut self, this: Resource<Connection>) -> wasmtime::Result<()> {
+        self.drop_impl(this)
+    }
+}
+
+impl v2::HostConnection for SqliteView<'_> {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, v2::Error>> {
+        Ok(self.open_impl(database).await?.map_err(Into::into))
+    }
+
+    async fn execute(
+        &mut self,
+        this: Resource<Connection>,
+        statement: String,
+        parameters: Vec<v2::Value>,
+    ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
+        let params = parameters.into_iter().map(Into::into).collect();
+        Ok(self
+            .execute_impl(&this, statement, params)
+            .await?
+            .map(Into::into)
+            .map_err(Into::into))
+    }
+
+    async fn drop(&mut self, this: Resource<Connection>) -> wasmtime::Result<()> {
+        self.drop_impl(this)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execute_maps_storage_classes_and_errors() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        execute_blocking(
+            &conn,
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT UNIQUE, score REAL, data BLOB); CREATE INDEX i ON t(score);",
+            &[],
+        )
+        .unwrap();
+        let r = execute_blocking(
+            &conn,
+            "INSERT INTO t(name, score, data) VALUES (?, ?, ?)",
+            &[
+                DbValue::Text("a".into()),
+                DbValue::Real(1.5),
+                DbValue::Blob(vec![1, 2]),
+            ],
+        )
+        .unwrap();
+        assert!(r.rows.is_empty());
+        assert_eq!(conn.changes(), 1);
+        execute_blocking(
+            &conn,
+            "INSERT INTO t(name, score, data) VALUES (?, ?, ?)",
+            &[
+                DbValue::Text("b".into()),
+                DbValue::Integer(2),
+                DbValue::Null,
+            ],
+        )
+        .unwrap();
+        let r = execute_blocking(
+            &conn,
+            "SELECT id, name, score, data FROM t ORDER BY id",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.columns, vec!["id", "name", "score", "data"]);
+        assert_eq!(
+            r.rows,
+            vec![
+                vec![
+                    DbValue::Integer(1),
+                    DbValue::Text("a".into()),
+                    DbValue::Real(1.5),
+                    DbValue::Blob(vec![1, 2])
+                ],
+                vec![
+                    DbValue::Integer(2),
+                    DbValue::Text("b".into()),
+                    // REAL affinity stores 2 as 2.0
+                    DbValue::Real(2.0),
+                    DbValue::Null
+                ],
+            ]
+        );
+        let e = execute_blocking(
+            &conn,
+            "INSERT INTO t(name) VALUES (?)",
+            &[DbValue::Text("a".into())],
+        )
+        .unwrap_err();
+        assert_eq!(e, DbError::Io("UNIQUE constraint failed: t.name".into()));
+        let e = execute_blocking(&conn, "SELEC 1", &[]).unwrap_err();
+        assert!(
+            matches!(e, DbError::Io(ref m) if m.contains("syntax error")),
+            "{e:?}"
+        );
+        let r = execute_blocking(
+            &conn,
+            "CREATE TABLE u(x); INSERT INTO u VALUES (7); SELECT x FROM u;",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.rows, vec![vec![DbValue::Integer(7)]]);
+        let e = execute_blocking(&conn, "SELECT 1; SELEC 2", &[]).unwrap_err();
+        assert!(
+            matches!(e, DbError::Io(ref m) if m.contains("syntax error")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn default_is_always_configured() {
+        let d = Databases::new(HashMap::new(), ["other".to_string()]);
+        assert!(d.configured.contains("default"));
+        assert!(d.configured.contains("other"));
+        assert!(!d.configured.contains("nope"));
+    }
+}

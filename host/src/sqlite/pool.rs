@@ -1,0 +1,481 @@
+//! A bounded pool of rusqlite connections to one database file.
+//!
+//! Why a pool of our own: each guest `connection` resource pins one connection from
+//! `open` to drop (so a transaction spans `execute` calls), the pool must never hang a
+//! request (bounded wait, then an error the component can turn into a 503), and a
+//! connection must come back clean (any open transaction rolled back) whatever way
+//! the guest ended. Every blocking SQLite call runs on tokio's blocking threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// SQLite's `synchronous` level for every pooled connection (always in WAL mode).
+///
+/// * `Normal` (the default): a transaction acknowledged by `COMMIT` survives the
+///   process being killed (the WAL is written before COMMIT returns); only a power
+///   loss or OS crash may roll back the last transactions. Never corrupts.
+/// * `Full`: the WAL is also fsynced at every commit, so acknowledged transactions
+///   survive power loss too, at the cost of one fsync per write transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// `PRAGMA synchronous = NORMAL`.
+    #[default]
+    Normal,
+    /// `PRAGMA synchronous = FULL`.
+    Full,
+}
+
+impl Synchronous {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+/// How a [`Pool`] opens and hands out connections.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Maximum connections open at once (at least 1).
+    pub size: usize,
+    /// How long `acquire` waits for a free connection before failing.
+    pub wait: Duration,
+    /// SQLite `busy_timeout` of each connection.
+    pub busy_timeout: Duration,
+    /// `PRAGMA synchronous` of each connection.
+    pub synchronous: Synchronous,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            size: 16,
+            wait: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::Normal,
+        }
+    }
+}
+
+/// Why [`Pool::acquire`] failed. The Display text is what the guest sees in
+/// `error::io(..)`.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Every connection stayed busy for the whole wait.
+    #[error(
+        "database `{label}`: connection pool exhausted ({size} connections busy for {wait:?})"
+    )]
+    Exhausted {
+        /// Database label.
+        label: String,
+        /// Pool size.
+        size: usize,
+        /// How long we waited.
+        wait: Duration,
+    },
+    /// The pool was closed (the host is shutting down).
+    #[error("database `{0}` is closed")]
+    Closed(String),
+    /// Opening a new connection failed.
+    #[error("{0}")]
+    Open(String),
+}
+
+struct PoolInner {
+    label: String,
+    path: PathBuf,
+    options: PoolOptions,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+    closed: AtomicBool,
+}
+
+/// A bounded pool of connections to one SQLite file. Cloning shares the pool.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("label", &self.inner.label)
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+/// Open one connection configured the way every pooled connection is: WAL,
+/// `busy_timeout`, `foreign_keys = ON`, `synchronous` per options, a statement cache.
+///
+/// Fails if the file is not an SQLite database or cannot be written.
+pub fn open_connection(path: &Path, options: &PoolOptions) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    // busy_timeout first: switching to WAL needs a lock another process may hold.
+    conn.busy_timeout(options.busy_timeout)?;
+    // Reading the header here is also what detects a file that isn't a database.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!(
+                "could not switch to WAL mode (journal_mode is {mode})"
+            )),
+        ));
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())?;
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            Some("database is read-only".to_string()),
+        ));
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl Pool {
+    /// Open the pool for database `label` at `path`: create the parent folder if
+    /// needed and open one connection right away (on a blocking thread), so that an
+    /// unusable file fails here, at start-up, with an error naming the path.
+    pub async fn open(label: &str, path: &Path, options: PoolOptions) -> anyhow::Result<Pool> {
+        let label = label.to_string();
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || Pool::open_blocking(&label, &path, options))
+            .await
+            .map_err(|e| anyhow::anyhow!("opening database: {e}"))?
+    }
+
+    /// [`Pool::open`] for callers already on a blocking thread.
+    pub fn open_blocking(label: &str, path: &Path, options: PoolOptions) -> anyhow::Result<Pool> {
+        let options = PoolOptions {
+            size: options.size.max(1),
+            ..options
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create folder {} for database `{label}`: {e}",
+                    dir.display()
+                )
+            })?;
+        }
+        let first = open_connection(path, &options).map_err(|e| {
+            anyhow::anyhow!("cannot open database `{label}` at {}: {e}", path.display())
+        })?;
+        Ok(Pool {
+            inner: Arc::new(PoolInner {
+                label: label.to_string(),
+                path: path.to_path_buf(),
+                permits: Arc::new(Semaphore::new(options.size)),
+                options,
+                idle: Mutex::new(vec![first]),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The database label.
+    pub fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Connections currently checked out.
+    pub fn in_use(&self) -> usize {
+        self.inner.options.size - self.inner.permits.available_permits()
+    }
+
+    /// Connections open and waiting in the pool.
+    pub fn idle(&self) -> usize {
+        self.inner.idle.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    /// Check out a connection, waiting at most `options.wait` for one to free up.
+    ///
+    /// Never hangs: after the wait it fails with [`PoolError::Exhausted`]. The
+    /// connection returns to the pool (with any open transaction rolled back) when the
+    /// [`PooledConnection`] is dropped.
+    pub async fn acquire(&self) -> Result<PooledConnection, PoolError> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(PoolError::Closed(inner.label.clone()));
+        }
+        let permit =
+            match tokio::time::timeout(inner.options.wait, inner.permits.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(PoolError::Closed(inner.label.clone())),
+                Err(_) => {
+                    return Err(PoolError::Exhausted {
+                        label: inner.label.clone(),
+                        size: inner.options.size,
+                        wait: inner.options.wait,
+                    })
+                }
+            };
+        let idle = inner.idle.lock().ok().and_then(|mut v| v.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let path = inner.path.clone();
+                let options = inner.options.clone();
+                let label = inner.label.clone();
+                tokio::task::spawn_blocking(move || open_connection(&path, &options))
+                    .await
+                    .map_err(|e| PoolError::Open(format!("database `{label}`: {e}")))?
+                    .map_err(|e| PoolError::Open(format!("database `{label}`: {e}")))?
+            }
+        };
+        Ok(PooledConnection {
+            conn: Some(conn),
+            permit: Some(permit),
+            pool: self.inner.clone(),
+        })
+    }
+
+    /// Close the pool: new `acquire`s fail, then wait up to `wait` for checked-out
+    /// connections to come back, then close every idle connection (on a blocking
+    /// thread; closing the last connection checkpoints the WAL).
+    pub async fn close(&self, wait: Duration) {
+        let inner = self.inner.clone();
+        inner.closed.store(true, Ordering::Release);
+        let size = u32::try_from(inner.options.size).unwrap_or(u32::MAX);
+        let all = tokio::time::timeout(wait, inner.permits.clone().acquire_many_owned(size)).await;
+        if all.is_err() {
+            tracing::warn!(
+                database = %inner.label,
+                in_use = self.in_use(),
+                "closing database with connections still in use"
+            );
+        }
+        inner.permits.close();
+        let idle: Vec<Connection> = inner
+            .idle
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        let _ = tokio::task::spawn_blocking(move || drop(idle)).await;
+    }
+}
+
+/// One connection checked out of a [`Pool`].
+///
+/// On drop, any open transaction is rolled back and the connection goes back to the
+/// pool (on a blocking thread when a tokio runtime is available); only then is its
+/// slot freed for the next `acquire`.
+pub struct PooledConnection {
+    conn: Option<Connection>,
+    permit: Option<OwnedSemaphorePermit>,
+    pool: Arc<PoolInner>,
+}
+
+impl PooledConnection {
+    /// The underlying connection. Blocking: call it from a blocking thread.
+    pub fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+
+    /// The label of the database this connection belongs to.
+    pub fn label(&self) -> &str {
+        &self.pool.label
+    }
+}
+
+fn release(conn: Connection, pool: Arc<PoolInner>, permit: Option<OwnedSemaphorePermit>) {
+    // A guest that trapped, timed out or simply forgot to COMMIT must not leave its
+    // transaction (and its write lock) to the next user of this connection.
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::warn!(database = %pool.label, error = %e, "rollback failed; discarding connection");
+            drop(conn);
+            drop(permit);
+            return;
+        }
+    }
+    if !pool.closed.load(Ordering::Acquire) {
+        if let Ok(mut idle) = pool.idle.lock() {
+            idle.push(conn);
+        }
+    }
+    // The permit goes last, so whoever it wakes finds the connection idle.
+    drop(permit);
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let pool = self.pool.clone();
+        let permit = self.permit.take();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                // ROLLBACK is blocking SQLite work; keep it off the async workers.
+                drop(handle.spawn_blocking(move || release(conn, pool, permit)));
+            }
+            Err(_) => release(conn, pool, permit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(size: usize, wait_ms: u64) -> PoolOptions {
+        PoolOptions {
+            size,
+            wait: Duration::from_millis(wait_ms),
+            busy_timeout: Duration::from_millis(500),
+            synchronous: Synchronous::Normal,
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        tokio::task::spawn_blocking(f).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pragmas_are_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/dir/db.sqlite");
+        let mut opts = options(2, 100);
+        opts.synchronous = Synchronous::Full;
+        let pool = Pool::open("default", &path, opts).await.unwrap();
+        assert!(path.exists(), "folder and file are created");
+        let c = pool.acquire().await.unwrap();
+        let (mode, fk, sync, busy) = blocking(move || {
+            let conn = c.conn();
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            let fk: i64 = conn
+                .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+                .unwrap();
+            let sync: i64 = conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
+            let busy: i64 = conn
+                .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+                .unwrap();
+            (mode, fk, sync, busy)
+        })
+        .await;
+        assert_eq!(mode, "wal");
+        assert_eq!(fk, 1);
+        assert_eq!(sync, 2, "FULL");
+        assert_eq!(busy, 500);
+
+        let pool = Pool::open("n", &dir.path().join("n.db"), options(1, 100))
+            .await
+            .unwrap();
+        let c = pool.acquire().await.unwrap();
+        let sync: i64 = blocking(move || {
+            c.conn()
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        })
+        .await;
+        assert_eq!(sync, 1, "NORMAL");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exhaustion_waits_a_bounded_time_then_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open("default", &dir.path().join("db"), options(2, 200))
+            .await
+            .unwrap();
+        let a = pool.acquire().await.unwrap();
+        let _b = pool.acquire().await.unwrap();
+        assert_eq!(pool.in_use(), 2);
+        let started = std::time::Instant::now();
+        let err = pool.acquire().await.err().expect("pool is exhausted");
+        let waited = started.elapsed();
+        assert!(matches!(err, PoolError::Exhausted { .. }), "{err}");
+        assert!(err.to_string().contains("pool exhausted"), "{err}");
+        assert!(waited >= Duration::from_millis(190), "{waited:?}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+
+        // A release during the wait hands the connection over.
+        let pool2 = pool.clone();
+        let waiter = tokio::spawn(async move { pool2.acquire().await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(a);
+        waiter.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_transaction_is_rolled_back_on_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open("default", &dir.path().join("db"), options(1, 2000))
+            .await
+            .unwrap();
+        let c = pool.acquire().await.unwrap();
+        let c = blocking(move || {
+            c.conn()
+                .execute_batch("CREATE TABLE t(x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+                .unwrap();
+            assert!(!c.conn().is_autocommit());
+            c
+        })
+        .await;
+        drop(c);
+        // Size 1: this is the same connection, handed back after the rollback.
+        let c = pool.acquire().await.unwrap();
+        let (autocommit, n) = blocking(move || {
+            let n: i64 = c
+                .conn()
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap();
+            (c.conn().is_autocommit(), n)
+        })
+        .await;
+        assert!(autocommit);
+        assert_eq!(n, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn not_a_database_fails_to_open_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.db");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let err = Pool::open("default", &path, options(1, 100))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("not a database"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_refuses_new_acquires() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open("default", &dir.path().join("db"), options(2, 100))
+            .await
+            .unwrap();
+        let c = pool.acquire().await.unwrap();
+        drop(c);
+        pool.close(Duration::from_secs(1)).await;
+        assert!(matches!(pool.acquire().await, Err(PoolError::Closed(_))));
+        assert_eq!(pool.idle(), 0);
+    }
+}
