@@ -1,0 +1,232 @@
+//! `orchestrator up` and `orchestrator sidecar`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use orchestrator_core::Config;
+use orchestrator_sidecar::{Sidecar, SidecarConfig};
+use spin_host::{Host, HostConfig, Synchronous};
+
+use crate::shutdown::Shutdown;
+
+/// Settings of the WebSocket sidecar shared by `up` and `sidecar`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FeedArgs {
+    /// Port of the WebSocket endpoint (`/ws/agent-status`), on the API's interface.
+    #[arg(long, env = "WEBSOCKET_PORT", default_value_t = 8001)]
+    pub websocket_port: u16,
+    /// Seconds without traffic before a client gets a heartbeat.
+    #[arg(long, env = "HEARTBEAT_SECS", default_value_t = 30)]
+    pub heartbeat_secs: u64,
+    /// The web UI's port, for the allowed CORS/WebSocket origins.
+    #[arg(long, env = "WEB_UI_PORT", default_value_t = Config::DEFAULT_WEB_UI_PORT)]
+    pub web_ui_port: u16,
+    /// Extra allowed origins, comma-separated.
+    #[arg(long, env = "CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+    /// Bearer token for `/api` and `/ws`; unset means open (local development only).
+    #[arg(long, env = "ORCHESTRATOR_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Build the components first (as `orchestrator build`).
+    #[arg(long)]
+    pub build: bool,
+    /// The application manifest.
+    #[arg(long = "from", short = 'f', default_value = "spin.toml")]
+    pub manifest: PathBuf,
+    /// Address for the API (wins over HTTP_PORT).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Port for the API on 127.0.0.1.
+    #[arg(long, env = "HTTP_PORT", default_value_t = 8000)]
+    pub http_port: u16,
+    /// Spin runtime configuration (which file backs the `default` database).
+    #[arg(long, default_value = "runtime-config.toml")]
+    pub runtime_config_file: PathBuf,
+    /// The SQLite file; wins over the runtime config. Default when neither is given:
+    /// data/orchestrator.db.
+    #[arg(long, env = "DATABASE_PATH")]
+    pub database_path: Option<PathBuf>,
+    /// Wall-clock limit of one request, in seconds.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// How long in-flight requests may finish after SIGINT/SIGTERM, in seconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// SQLite connections per database.
+    #[arg(long, env = "SQLITE_POOL_SIZE", default_value_t = 16)]
+    pub sqlite_pool_size: usize,
+    /// `normal` (WAL: survives a killed process; power loss may drop the last commits)
+    /// or `full` (also survives power loss, slower writes).
+    #[arg(long, env = "SQLITE_SYNCHRONOUS", default_value = "normal")]
+    pub sqlite_synchronous: String,
+    /// Don't start the WebSocket sidecar.
+    #[arg(long)]
+    pub no_sidecar: bool,
+    #[command(flatten)]
+    pub feed: FeedArgs,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SidecarArgs {
+    /// Base URL of the API to follow, e.g. http://127.0.0.1:8000.
+    #[arg(long)]
+    pub upstream: String,
+    /// Address to listen on (default 127.0.0.1:WEBSOCKET_PORT).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub feed: FeedArgs,
+}
+
+impl FeedArgs {
+    fn allowed_origins(&self) -> Vec<String> {
+        let token = self.api_token.clone().unwrap_or_default();
+        let cors = self.cors_origins.clone();
+        let port = self.web_ui_port.to_string();
+        Config::from_variables(|name| match name {
+            "web_ui_port" => Some(port.clone()),
+            "cors_origins" => Some(cors.clone()),
+            "api_token" => Some(token.clone()),
+            _ => None,
+        })
+        .map(|c| c.allowed_origins)
+        .unwrap_or_default()
+    }
+
+    fn sidecar_config(&self, upstream: String, listen: SocketAddr) -> SidecarConfig {
+        let mut config = SidecarConfig::new(upstream, listen);
+        config.token = self.api_token.clone().filter(|t| !t.is_empty());
+        config.allowed_origins = self.allowed_origins();
+        config.heartbeat = Duration::from_secs(self.heartbeat_secs.max(1));
+        config
+    }
+}
+
+fn synchronous(level: &str) -> Result<Synchronous> {
+    match level.to_ascii_lowercase().as_str() {
+        "normal" => Ok(Synchronous::Normal),
+        "full" => Ok(Synchronous::Full),
+        other => bail!("SQLITE_SYNCHRONOUS must be normal or full, not {other:?}"),
+    }
+}
+
+/// The host configuration `up` runs with.
+pub fn host_config(args: &UpArgs) -> Result<HostConfig> {
+    let mut config = HostConfig::new(&args.manifest);
+    config.listen = args.listen.unwrap_or(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        args.http_port,
+    ));
+    let runtime_config = args.runtime_config_file.exists();
+    if runtime_config {
+        config.runtime_config_path = Some(args.runtime_config_file.clone());
+    }
+    // DATABASE_PATH wins; without it and without a runtime config, the documented default.
+    match (&args.database_path, runtime_config) {
+        (Some(path), _) => {
+            config
+                .sqlite_path_overrides
+                .insert("default".into(), path.clone());
+        }
+        (None, false) => {
+            config
+                .sqlite_path_overrides
+                .insert("default".into(), PathBuf::from("data/orchestrator.db"));
+        }
+        (None, true) => {}
+    }
+    config.variables = crate::settings::spin_variables(std::env::vars());
+    // Flags given on the command line reach the components too.
+    config
+        .variables
+        .insert("web_ui_port".into(), args.feed.web_ui_port.to_string());
+    config
+        .variables
+        .insert("cors_origins".into(), args.feed.cors_origins.clone());
+    if let Some(token) = &args.feed.api_token {
+        config.variables.insert("api_token".into(), token.clone());
+    }
+    config.request_deadline = Duration::from_secs(args.request_timeout_secs.max(1));
+    config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    config.sqlite_pool_size = args.sqlite_pool_size.max(1);
+    config.sqlite_synchronous = synchronous(&args.sqlite_synchronous)?;
+    Ok(config)
+}
+
+pub async fn run(args: UpArgs) -> Result<()> {
+    if args.build {
+        let manifest = args.manifest.clone();
+        tokio::task::spawn_blocking(move || crate::build::build(&manifest)).await??;
+    }
+    let config = host_config(&args)?;
+    let host = Host::start(config).await?;
+    // The host is generic; this app's schema is the core's, applied natively before the
+    // first request so that a database newer than this build stops `up` right here.
+    let databases = host.databases();
+    for (label, path) in &databases {
+        if label == "default" {
+            let version = crate::migrate::migrate_file(path)?;
+            println!("Database: {} (schema version {version})", path.display());
+        }
+    }
+    let addr = host.local_addr();
+    println!("Serving http://{addr}");
+    println!("Available Routes:");
+    for (route, component) in host.routes() {
+        let wildcard = route.ends_with("/...");
+        let shown = route.trim_end_matches("/...");
+        let shown = if shown.is_empty() { "/" } else { shown };
+        println!(
+            "  {component}: http://{addr}{shown}{}",
+            if wildcard { " (wildcard)" } else { "" }
+        );
+    }
+    if args.feed.api_token.as_deref().is_none_or(str::is_empty) {
+        println!(
+            "Warning: ORCHESTRATOR_API_TOKEN is unset: the API is open (local development only)"
+        );
+    }
+
+    let shutdown = Shutdown::on_signals();
+    let sidecar = if args.no_sidecar {
+        None
+    } else {
+        let listen = SocketAddr::new(addr.ip(), args.feed.websocket_port);
+        let config = args.feed.sidecar_config(format!("http://{addr}"), listen);
+        let sidecar = Sidecar::start(config)
+            .await
+            .context("cannot start the WebSocket sidecar")?;
+        println!("WebSocket: ws://{}/ws/agent-status", sidecar.local_addr());
+        Some(tokio::spawn(sidecar.serve(shutdown.clone().wait())))
+    };
+    host.serve(shutdown.wait()).await?;
+    if let Some(sidecar) = sidecar {
+        sidecar.await??;
+    }
+    Ok(())
+}
+
+pub async fn run_sidecar(args: SidecarArgs) -> Result<()> {
+    match orchestrator_sidecar::raise_open_file_limit() {
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
+    }
+    let listen = args.listen.unwrap_or(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        args.feed.websocket_port,
+    ));
+    let config = args.feed.sidecar_config(args.upstream.clone(), listen);
+    let sidecar = Sidecar::start(config).await?;
+    println!(
+        "WebSocket: ws://{}/ws/agent-status following {}",
+        sidecar.local_addr(),
+        args.upstream
+    );
+    sidecar.serve(Shutdown::on_signals().wait()).await
+}
