@@ -94,11 +94,21 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(&body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn patch(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        self.client.patch(self.url(path)).json(&body).send().await.unwrap()
+        self.client
+            .patch(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// POST and return the created JSON (asserting 201).
@@ -112,7 +122,10 @@ impl TestApp {
     pub async fn new_run(&self) -> serde_json::Value {
         let name = format!("def-{}", uuid_like());
         let def = self
-            .create("/api/agents", serde_json::json!({ "name": name, "agent_type": "builder" }))
+            .create(
+                "/api/agents",
+                serde_json::json!({ "name": name, "agent_type": "builder" }),
+            )
             .await;
         self.create(
             "/api/runtime/agents",
@@ -155,5 +168,104 @@ pub fn uuid_like() -> String {
 pub async fn error_code(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let body: serde_json::Value = r.json().await.unwrap_or_default();
-    (status, body["error"]["code"].as_str().unwrap_or("").to_owned())
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// An `orchestrator` child process and the address it serves.
+pub struct Served {
+    pub child: std::process::Child,
+    /// `http://…` for `up`, `ws://…` for `sidecar`.
+    pub base: String,
+}
+
+impl Served {
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Run the `orchestrator` command as a child and wait for the line starting with
+/// `marker`, whose rest is the address it serves.
+fn spawn_orchestrator(mut command: Command, marker: &str) -> Served {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("orchestrator starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("orchestrator exited before printing {marker:?}"))
+            .unwrap();
+        if let Some(rest) = line.strip_prefix(marker) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served { child, base }
+}
+
+/// The `orchestrator-under-test` binary cargo builds beside the test binaries
+/// (`target/<profile>/`, one level above the tests' `deps/`).
+fn orchestrator_command() -> Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    Command::new(profile_dir.join("orchestrator-under-test"))
+}
+
+/// `orchestrator up --no-sidecar` on `db`, listening on `listen` (port 0 for any).
+pub fn spawn_up(db: &Path, listen: &str) -> Served {
+    build_components();
+    let root = repo_root();
+    let mut command = orchestrator_command();
+    command
+        .args(["up", "--no-sidecar", "--listen", listen, "--from"])
+        .arg(root.join("spin.toml"))
+        .arg("--runtime-config-file")
+        .arg(root.join("runtime-config.toml"))
+        .env("DATABASE_PATH", db)
+        .current_dir(db.parent().unwrap());
+    spawn_orchestrator(command, "Serving ")
+}
+
+/// `orchestrator sidecar` following `upstream`, on a free port.
+pub fn spawn_sidecar(upstream: &str, extra_env: &[(&str, &str)]) -> Served {
+    let mut command = orchestrator_command();
+    command
+        .args(["sidecar", "--upstream", upstream, "--listen", "127.0.0.1:0"])
+        .envs(extra_env.iter().copied());
+    let mut served = spawn_orchestrator(command, "WebSocket: ");
+    served.base = served.base.trim_end_matches("/ws/agent-status").to_owned();
+    served
+}
+
+/// A port that was free a moment ago (for a server that must restart on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -13,21 +13,35 @@ async fn health_and_openapi_are_served_by_the_meta_component() {
     assert_eq!(r.json::<Json>().await.unwrap(), json!({ "status": "ok" }));
     let doc: Json = app.get("/openapi.json").await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    assert!(app.db_path.exists(), "the database file is created on first use");
+    assert!(
+        app.db_path.exists(),
+        "the database file is created on first use"
+    );
 }
 
 #[tokio::test]
 async fn definitions_round_trip_through_the_agents_component() {
     let app = TestApp::start().await;
     let r = app
-        .post("/api/agents", json!({ "name": "planner", "agent_type": "planner", "capabilities": ["plan"] }))
+        .post(
+            "/api/agents",
+            json!({ "name": "planner", "agent_type": "planner", "capabilities": ["plan"] }),
+        )
         .await;
     assert_eq!(r.status(), 201);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let def: Json = r.json().await.unwrap();
-    assert_eq!(location, format!("/api/agents/{}", def["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/api/agents/{}", def["id"].as_str().unwrap())
+    );
     assert_eq!(app.get(&location).await.json::<Json>().await.unwrap(), def);
-    let list: Json = app.get("/api/agents?agent_type=planner").await.json().await.unwrap();
+    let list: Json = app
+        .get("/api/agents?agent_type=planner")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list, json!([def]));
     let r = app
         .client
@@ -40,7 +54,10 @@ async fn definitions_round_trip_through_the_agents_component() {
     assert_eq!(r.json::<Json>().await.unwrap()["description"], "plans work");
     let r = app.client.delete(app.url(&location)).send().await.unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(error_code(app.get(&location).await).await, (404, "not_found".into()));
+    assert_eq!(
+        error_code(app.get(&location).await).await,
+        (404, "not_found".into())
+    );
 }
 
 #[tokio::test]
@@ -76,18 +93,35 @@ async fn runs_prompts_logs_and_stats_through_the_runtime_component() {
         .await;
     assert_eq!(log["source"], "system");
     let logs: Json = app
-        .get(&format!("/api/runtime/logs?agent_id={}", run["id"].as_str().unwrap()))
+        .get(&format!(
+            "/api/runtime/logs?agent_id={}",
+            run["id"].as_str().unwrap()
+        ))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(logs.as_array().unwrap().len(), 4, "one state_change per status change");
+    assert_eq!(
+        logs.as_array().unwrap().len(),
+        4,
+        "one state_change per status change"
+    );
     let stats: Json = app.get("/api/runtime/stats").await.json().await.unwrap();
     assert_eq!(stats["agents_by_status"]["reviewing"], 1);
     assert_eq!(stats["tokens_input"], 7);
-    let prompts: Json = app.get("/api/runtime/prompts?status=completed").await.json().await.unwrap();
+    let prompts: Json = app
+        .get("/api/runtime/prompts?status=completed")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(prompts.as_array().unwrap().len(), 1);
-    let runs: Json = app.get("/api/runtime/agents?session_id=e2e").await.json().await.unwrap();
+    let runs: Json = app
+        .get("/api/runtime/agents?session_id=e2e")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 1);
     let r = app.client.delete(app.url(&run_path)).send().await.unwrap();
     assert_eq!(r.status(), 204);
@@ -111,7 +145,10 @@ async fn the_events_component_long_polls_and_snapshots() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let run = app.new_run().await;
     let (waited, body) = poll.await.unwrap();
-    assert!(waited < Duration::from_secs(5), "answered at once, not at the deadline");
+    assert!(
+        waited < Duration::from_secs(5),
+        "answered at once, not at the deadline"
+    );
     assert_eq!(body["events"][0]["data"]["id"], run["id"]);
     let snapshot: Json = app.get("/api/events/snapshot").await.json().await.unwrap();
     assert_eq!(snapshot["cursor"], body["cursor"]);
@@ -153,17 +190,30 @@ async fn every_error_class_has_its_status_and_code() {
     })
     .await;
     let c = &app.client;
-    assert_eq!(error_code(app.get("/nope").await).await, (404, "not_found".into()));
-    assert_eq!(error_code(app.get("/api/nope").await).await, (404, "not_found".into()));
     assert_eq!(
-        error_code(app.get("/api/agents/00000000-0000-4000-8000-000000000000").await).await,
+        error_code(app.get("/nope").await).await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_code(app.get("/api/nope").await).await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_code(
+            app.get("/api/agents/00000000-0000-4000-8000-000000000000")
+                .await
+        )
+        .await,
         (404, "not_found".into())
     );
     let r = c.delete(app.url("/api/agents")).send().await.unwrap();
     assert_eq!(r.headers()["allow"], "GET, POST");
     assert_eq!(error_code(r).await, (405, "method_not_allowed".into()));
     let big = json!({ "name": "x".repeat(2000), "agent_type": "planner" });
-    assert_eq!(error_code(app.post("/api/agents", big).await).await, (413, "payload_too_large".into()));
+    assert_eq!(
+        error_code(app.post("/api/agents", big).await).await,
+        (413, "payload_too_large".into())
+    );
     let r = c
         .post(app.url("/api/agents"))
         .header("content-type", "text/plain")
@@ -184,28 +234,66 @@ async fn every_error_class_has_its_status_and_code() {
         error_code(app.get("/api/runtime/agents?limit=0").await).await,
         (400, "bad_request".into())
     );
-    let r = app.post("/api/agents", json!({ "name": "a", "agent_type": "wizard" })).await;
+    let r = app
+        .post(
+            "/api/agents",
+            json!({ "name": "a", "agent_type": "wizard" }),
+        )
+        .await;
     assert_eq!(error_code(r).await, (422, "validation_failed".into()));
-    app.create("/api/agents", json!({ "name": "a", "agent_type": "tester" })).await;
-    let r = app.post("/api/agents", json!({ "name": "a", "agent_type": "tester" })).await;
+    app.create(
+        "/api/agents",
+        json!({ "name": "a", "agent_type": "tester" }),
+    )
+    .await;
+    let r = app
+        .post(
+            "/api/agents",
+            json!({ "name": "a", "agent_type": "tester" }),
+        )
+        .await;
     assert_eq!(error_code(r).await, (409, "conflict".into()));
     let agents: Json = app.get("/api/agents").await.json().await.unwrap();
-    assert_eq!(agents.as_array().unwrap().len(), 1, "rejected requests stored nothing");
+    assert_eq!(
+        agents.as_array().unwrap().len(),
+        1,
+        "rejected requests stored nothing"
+    );
 }
 
 #[tokio::test]
 async fn token_auth_and_cors_apply_to_every_component() {
     let app = TestApp::start_with(|c| {
         c.variables.insert("api_token".into(), "s3cret".into());
-        c.variables.insert("cors_origins".into(), "https://ui.example".into());
+        c.variables
+            .insert("cors_origins".into(), "https://ui.example".into());
     })
     .await;
-    for path in ["/api/agents", "/api/runtime/agents", "/api/events", "/api/unknown"] {
-        assert_eq!(error_code(app.get(path).await).await, (401, "unauthorized".into()), "{path}");
-        let r = app.client.get(app.url(path)).bearer_auth("s3cret").send().await.unwrap();
+    for path in [
+        "/api/agents",
+        "/api/runtime/agents",
+        "/api/events",
+        "/api/unknown",
+    ] {
+        assert_eq!(
+            error_code(app.get(path).await).await,
+            (401, "unauthorized".into()),
+            "{path}"
+        );
+        let r = app
+            .client
+            .get(app.url(path))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap();
         assert_ne!(r.status(), 401, "{path}");
     }
-    assert_eq!(app.get("/health").await.status(), 200, "health needs no token");
+    assert_eq!(
+        app.get("/health").await.status(),
+        200,
+        "health needs no token"
+    );
     let r = app
         .client
         .request(reqwest::Method::OPTIONS, app.url("/api/agents"))
@@ -215,7 +303,10 @@ async fn token_auth_and_cors_apply_to_every_component() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://ui.example");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://ui.example"
+    );
     let r = app
         .client
         .get(app.url("/api/agents"))

@@ -1,12 +1,10 @@
 //! Concurrency and durability: many writers on one database, and a SIGKILL mid-load.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orchestrator_e2e::{build_components, repo_root, TestApp};
+use orchestrator_e2e::{spawn_up, TestApp};
 use serde_json::{json, Value as Json};
 
 const WRITERS: usize = 8;
@@ -18,7 +16,10 @@ async fn eight_writers_readers_and_long_polls_share_one_database_without_errors(
     // Long-polls held open during the whole load must not starve writers.
     let polls: Vec<_> = (0..4)
         .map(|_| {
-            let (client, url) = (app.client.clone(), app.url("/api/events?after=999999999&wait=3"));
+            let (client, url) = (
+                app.client.clone(),
+                app.url("/api/events?after=999999999&wait=3"),
+            );
             tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
         })
         .collect();
@@ -28,7 +29,12 @@ async fn eight_writers_readers_and_long_polls_share_one_database_without_errors(
             tokio::spawn(async move {
                 let mut statuses = Vec::new();
                 for _ in 0..ROUNDS * 2 {
-                    statuses.push(app.get("/api/runtime/agents?limit=100").await.status().as_u16());
+                    statuses.push(
+                        app.get("/api/runtime/agents?limit=100")
+                            .await
+                            .status()
+                            .as_u16(),
+                    );
                     statuses.push(app.get("/api/runtime/logs").await.status().as_u16());
                 }
                 statuses
@@ -88,64 +94,48 @@ async fn eight_writers_readers_and_long_polls_share_one_database_without_errors(
         statuses.push(poll.await.unwrap());
     }
     let failures: Vec<_> = statuses.iter().filter(|s| **s >= 300).collect();
-    assert!(failures.is_empty(), "non-2xx answers under load: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "non-2xx answers under load: {failures:?}"
+    );
     assert_eq!(acked.len(), WRITERS * ROUNDS);
     for (id, status) in &acked {
-        let run: Json = app.get(&format!("/api/runtime/agents/{id}")).await.json().await.unwrap();
+        let run: Json = app
+            .get(&format!("/api/runtime/agents/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(&run["status"], status, "acknowledged write lost for {id}");
     }
-    let feed: Json = app.get("/api/events?limit=1000").await.json().await.unwrap();
-    assert_eq!(feed["events"].as_array().unwrap().len(), WRITERS * ROUNDS * 3);
-}
-
-/// The `orchestrator up` process on a database, with its API address.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-fn spawn_up(db: &std::path::Path) -> Served {
-    build_components();
-    let root = repo_root();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestrator-under-test"))
-        .args(["up", "--no-sidecar", "--listen", "127.0.0.1:0", "--from"])
-        .arg(root.join("spin.toml"))
-        .arg("--runtime-config-file")
-        .arg(root.join("runtime-config.toml"))
-        .env("DATABASE_PATH", db)
-        .env("RUST_LOG", "warn")
-        .current_dir(db.parent().unwrap())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("orchestrator starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("up prints its address before serving")
-            .unwrap();
-        if let Some(addr) = line.strip_prefix("Serving ") {
-            break addr.trim().to_owned();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Served { child, base }
+    let feed: Json = app
+        .get("/api/events?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        feed["events"].as_array().unwrap().len(),
+        WRITERS * ROUNDS * 3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sigkill_mid_load_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kill.db");
-    let mut served = spawn_up(&db);
+    let mut served = spawn_up(&db, "127.0.0.1:0");
     let client = reqwest::Client::new();
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let (client, base, acked, stop) =
-                (client.clone(), served.base.clone(), acked.clone(), stop.clone());
+            let (client, base, acked, stop) = (
+                client.clone(),
+                served.base.clone(),
+                acked.clone(),
+                stop.clone(),
+            );
             tokio::spawn(async move {
                 for i in 0.. {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -159,7 +149,10 @@ async fn a_sigkill_mid_load_loses_no_acknowledged_write() {
                     match sent {
                         Ok(r) if r.status() == 201 => {
                             if let Ok(body) = r.json::<Json>().await {
-                                acked.lock().unwrap().push(body["id"].as_str().unwrap().to_owned());
+                                acked
+                                    .lock()
+                                    .unwrap()
+                                    .push(body["id"].as_str().unwrap().to_owned());
                             }
                         }
                         // The kill cuts requests off mid-flight: those were never acknowledged.
@@ -180,11 +173,13 @@ async fn a_sigkill_mid_load_loses_no_acknowledged_write() {
     assert!(acked.len() > 20, "the load ran ({} writes)", acked.len());
 
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
     drop(conn);
 
-    let mut restarted = spawn_up(&db);
+    let mut restarted = spawn_up(&db, "127.0.0.1:0");
     for id in &acked {
         let r = client
             .get(format!("{}/api/agents/{id}", restarted.base))
