@@ -197,6 +197,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let sidecar = if args.no_sidecar {
         None
     } else {
+        raise_open_file_limit();
         let listen = SocketAddr::new(addr.ip(), args.feed.websocket_port);
         let config = args.feed.sidecar_config(format!("http://{addr}"), listen);
         let sidecar = Sidecar::start(config)
@@ -212,11 +213,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn run_sidecar(args: SidecarArgs) -> Result<()> {
+/// So that a thousand WebSocket clients fit: as far as the system allows.
+fn raise_open_file_limit() {
     match orchestrator_sidecar::raise_open_file_limit() {
         Ok(limit) => tracing::info!(limit, "open-file limit"),
         Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
     }
+}
+
+pub async fn run_sidecar(args: SidecarArgs) -> Result<()> {
+    raise_open_file_limit();
     let listen = args.listen.unwrap_or(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         args.feed.websocket_port,
