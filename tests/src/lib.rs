@@ -197,7 +197,7 @@ impl Drop for Served {
 
 /// Run the `orchestrator` command as a child and wait for the line starting with
 /// `marker`, whose rest is the address it serves.
-fn spawn_orchestrator(mut command: Command, marker: &str) -> Served {
+pub fn spawn_orchestrator(mut command: Command, marker: &str) -> Served {
     use std::io::{BufRead, BufReader};
     let mut child = command
         .env("RUST_LOG", "warn")
@@ -226,7 +226,7 @@ fn spawn_orchestrator(mut command: Command, marker: &str) -> Served {
 
 /// The `orchestrator-under-test` binary cargo builds beside the test binaries
 /// (`target/<profile>/`, one level above the tests' `deps/`).
-fn orchestrator_command() -> Command {
+pub fn orchestrator_command() -> Command {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
