@@ -307,6 +307,12 @@ pub fn render_repo_runtime_config() -> String {
         .expect("the embedded runtime-config template renders with the repo's values")
 }
 
+/// The `.env.sample` listing every variable; the repo's own `.env.sample` is this text.
+pub fn render_env_sample() -> String {
+    render("env.sample.j2", minijinja::context! {})
+        .expect("the embedded .env.sample template renders without values")
+}
+
 /// The migrations as the generated project carries them: `migrations/<name>.sql` with
 /// the bytes the core embeds (and applies on first use), so they cannot differ.
 pub fn migration_files() -> Vec<GeneratedFile> {
@@ -348,7 +354,7 @@ pub fn render_project(project: &Project) -> Result<Vec<GeneratedFile>> {
         text("spin.toml", render_manifest(name, *web_ui_port, true)?),
         text("runtime-config.toml", render_runtime_config(database_path)?),
         text(".env", render("env.j2", values.clone())?),
-        text(".env.sample", render("env.sample.j2", values.clone())?),
+        text(".env.sample", render_env_sample()),
         text("README.md", render("README.md.j2", values.clone())?),
         text(".gitignore", render("gitignore.j2", values)?),
     ];

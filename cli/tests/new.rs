@@ -591,6 +591,8 @@ fn the_templates_reproduce_the_repos_own_files() {
     );
     let runtime = fs::read_to_string(repo_root().join("runtime-config.toml")).unwrap();
     assert_eq!(render_repo_runtime_config(), runtime);
+    let sample = fs::read_to_string(repo_root().join(".env.sample")).unwrap();
+    assert_eq!(new::render_env_sample(), sample);
 
     // The migrations a project gets are the repo's files, all of them, byte for byte.
     let embedded: BTreeMap<String, Vec<u8>> = new::migration_files()
