@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::bind;
+use super::{bind, Update};
 use crate::db::{Database, DbError, DbErrorKind, Row, Value};
 use crate::domain::{time::now_rfc3339, AgentName, AgentType, Id, Page};
 use crate::error::ApiError;
@@ -120,37 +120,16 @@ pub fn update<D: Database>(
     id: &Id,
     changes: DefinitionChanges,
 ) -> Result<Option<Definition>, ApiError> {
-    let mut params: Vec<Value> = vec![id.into()];
-    let mut sets = Vec::new();
-    let name = changes.name.as_ref().map(|n| n.as_ref().to_owned());
-    if let Some(name) = &name {
-        sets.push(format!("name = {}", bind(&mut params, name.as_str())));
-    }
-    if let Some(description) = changes.description {
-        sets.push(format!("description = {}", bind(&mut params, description)));
-    }
-    if let Some(agent_type) = changes.agent_type {
-        sets.push(format!(
-            "agent_type = {}",
-            bind(&mut params, agent_type.as_str())
-        ));
-    }
-    if let Some(capabilities) = changes.capabilities {
-        sets.push(format!(
-            "capabilities = {}",
-            bind(&mut params, capabilities)
-        ));
-    }
-    if let Some(model) = changes.default_model {
-        sets.push(format!("default_model = {}", bind(&mut params, model)));
-    }
-    sets.push(format!("updated_at = {}", bind(&mut params, now_rfc3339())));
-    let sql = format!(
-        "UPDATE orchestrator_agents SET {} WHERE id = ?1 RETURNING {COLUMNS}",
-        sets.join(", ")
-    );
-    let rows = db
-        .execute(&sql, &params)
+    let mut update = Update::of(id);
+    let name = changes.name.map(AgentName::into_inner);
+    update.set_if("name", name.clone());
+    update.set_if("description", changes.description);
+    update.set_if("agent_type", changes.agent_type.map(AgentType::as_str));
+    update.set_if("capabilities", changes.capabilities);
+    update.set_if("default_model", changes.default_model);
+    update.set("updated_at", now_rfc3339());
+    let rows = update
+        .execute(db, "orchestrator_agents", COLUMNS)
         .map_err(|e| duplicate_name(e, name.as_deref().unwrap_or_default()))?;
     Ok(rows.first().map(from_row).transpose()?)
 }

@@ -8,7 +8,11 @@ pub mod prompts;
 pub mod runs;
 pub mod stats;
 
-use crate::db::{Database, DbError, Value};
+use std::fmt::Display;
+
+use crate::db::{Database, DbError, Rows, Value};
+use crate::domain::Id;
+use crate::error::ApiError;
 
 /// Whether a row with this id exists in `table` (a fixed, trusted table name).
 pub(crate) fn exists<D: Database>(db: &D, table: &str, id: &str) -> Result<bool, DbError> {
@@ -31,4 +35,72 @@ pub(crate) fn returned<T>(
         .first()
         .ok_or_else(|| crate::error::ApiError::internal("a RETURNING statement returned no row"))?;
     Ok(decode(row)?)
+}
+
+/// An `UPDATE … SET … WHERE id = ?1 RETURNING …` built column by column: only the columns
+/// a request changes are written.
+pub(crate) struct Update {
+    params: Vec<Value>,
+    sets: Vec<String>,
+}
+
+impl Update {
+    /// An update of the row with this id (bound as `?1`).
+    pub fn of(id: &Id) -> Self {
+        Update {
+            params: vec![id.into()],
+            sets: Vec::new(),
+        }
+    }
+
+    /// Set `column` to `value`.
+    pub fn set(&mut self, column: &str, value: impl Into<Value>) {
+        let placeholder = bind(&mut self.params, value);
+        self.sets.push(format!("{column} = {placeholder}"));
+    }
+
+    /// Set `column` when the request carries a value for it (`Some(None)` sets NULL).
+    pub fn set_if<T: Into<Value>>(&mut self, column: &str, value: Option<T>) {
+        if let Some(value) = value {
+            self.set(column, value);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// Run it against `table`, returning `columns` of the updated row (none if the id is
+    /// unknown).
+    pub fn execute<D: Database>(self, db: &D, table: &str, columns: &str) -> Result<Rows, DbError> {
+        let sql = format!(
+            "UPDATE {table} SET {} WHERE id = ?1 RETURNING {columns}",
+            self.sets.join(", ")
+        );
+        db.execute(&sql, &self.params)
+    }
+}
+
+/// The status a PATCH really moves to: `None` when none was asked for or it is the current
+/// one (a no-op); a 409 when `allowed` forbids the move.
+pub(crate) fn status_change<S: Copy + PartialEq + Display>(
+    what: &str,
+    from: S,
+    requested: Option<S>,
+    allowed: impl Fn(S, S) -> bool,
+) -> Result<Option<S>, ApiError> {
+    match requested.filter(|next| *next != from) {
+        Some(next) if !allowed(from, next) => Err(ApiError::conflict(format!(
+            "{what} is {from}; it cannot move to {next}"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// A status column read back from the database (CHECK-constrained, so a bad one is a bug).
+pub(crate) fn stored_status<S>(
+    text: &str,
+    parse: impl Fn(&str) -> Option<S>,
+) -> Result<S, ApiError> {
+    parse(text).ok_or_else(|| ApiError::internal(format!("stored status {text:?}")))
 }

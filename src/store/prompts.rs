@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::{bind, exists, runs};
-use crate::db::{write_transaction, Database, DbError, Row, Value};
+use super::{bind, exists, runs, status_change, stored_status, Update};
+use crate::db::{write_transaction, Database, DbError, Row};
 use crate::domain::{time::now_rfc3339, Id, Page, PromptStatus, PromptType};
 use crate::error::ApiError;
 
@@ -155,47 +155,31 @@ pub fn update<D: Database>(
         let Some(current) = get(db, id)? else {
             return Ok(None);
         };
-        let from = PromptStatus::parse(&current.status)
-            .ok_or_else(|| ApiError::internal(format!("stored status {:?}", current.status)))?;
-        let moving_to = changes.status.filter(|next| *next != from);
+        let from = stored_status(&current.status, PromptStatus::parse)?;
+        let moving_to = status_change(
+            &format!("prompt {id}"),
+            from,
+            changes.status,
+            PromptStatus::can_move_to,
+        )?;
+        let mut update = Update::of(id);
         if let Some(next) = moving_to {
-            if !from.can_move_to(next) {
-                return Err(ApiError::conflict(format!(
-                    "prompt {id} is {from}; it cannot move to {next}"
-                )));
-            }
-        }
-        let mut params: Vec<Value> = vec![id.into()];
-        let mut sets = Vec::new();
-        if let Some(next) = moving_to {
-            sets.push(format!("status = {}", bind(&mut params, next.as_str())));
+            update.set("status", next.as_str());
             if next.is_final() {
-                sets.push(format!(
-                    "completed_at = {}",
-                    bind(&mut params, now_rfc3339())
-                ));
+                update.set("completed_at", now_rfc3339());
             }
         }
-        let mut set = |column: &str, value: Option<Value>| {
-            if let Some(value) = value {
-                sets.push(format!("{column} = {}", bind(&mut params, value)));
-            }
-        };
-        set("response_text", changes.response_text.map(Value::from));
-        set("model_used", changes.model_used.map(Value::from));
-        set("tokens_input", changes.tokens_input.map(Value::from));
-        set("tokens_output", changes.tokens_output.map(Value::from));
-        set("cost_usd", changes.cost_usd.map(Value::from));
-        set("latency_ms", changes.latency_ms.map(Value::from));
-        set("error_message", changes.error_message.map(Value::from));
-        if sets.is_empty() {
+        update.set_if("response_text", changes.response_text);
+        update.set_if("model_used", changes.model_used);
+        update.set_if("tokens_input", changes.tokens_input);
+        update.set_if("tokens_output", changes.tokens_output);
+        update.set_if("cost_usd", changes.cost_usd);
+        update.set_if("latency_ms", changes.latency_ms);
+        update.set_if("error_message", changes.error_message);
+        if update.is_empty() {
             return Ok(Some(current));
         }
-        let sql = format!(
-            "UPDATE prompts SET {} WHERE id = ?1 RETURNING {COLUMNS}",
-            sets.join(", ")
-        );
-        let prompt = super::returned(&db.execute(&sql, &params)?, from_row)?;
+        let prompt = super::returned(&update.execute(db, "prompts", COLUMNS)?, from_row)?;
         if changes.cost_usd.is_some() {
             runs::roll_up_cost(db, &prompt.agent_id)?;
         }

@@ -4,8 +4,8 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{bind, exists};
-use crate::db::{write_transaction, Database, DbError, Row, Value};
+use super::{bind, exists, status_change, stored_status, Update};
+use crate::db::{write_transaction, Database, DbError, Row};
 use crate::domain::{time::now_rfc3339, Id, Page, RunStatus};
 use crate::error::ApiError;
 
@@ -172,41 +172,26 @@ pub fn update<D: Database>(db: &D, id: &Id, changes: RunChanges) -> Result<Optio
         let Some(current) = get(db, id)? else {
             return Ok(None);
         };
-        let from = RunStatus::parse(&current.status)
-            .ok_or_else(|| ApiError::internal(format!("stored status {:?}", current.status)))?;
-        let moving_to = changes.status.filter(|next| *next != from);
+        let from = stored_status(&current.status, RunStatus::parse)?;
+        let moving_to = status_change(
+            &format!("run {id}"),
+            from,
+            changes.status,
+            RunStatus::can_move_to,
+        )?;
+        let mut update = Update::of(id);
         if let Some(next) = moving_to {
-            if !from.can_move_to(next) {
-                return Err(ApiError::conflict(format!(
-                    "run {id} is {from}, a final status; it cannot move to {next}"
-                )));
-            }
-        }
-        let mut params: Vec<Value> = vec![id.into()];
-        let mut sets = Vec::new();
-        if let Some(next) = moving_to {
-            sets.push(format!("status = {}", bind(&mut params, next.as_str())));
+            update.set("status", next.as_str());
             if next.is_final() {
-                sets.push(format!(
-                    "completed_at = {}",
-                    bind(&mut params, now_rfc3339())
-                ));
+                update.set("completed_at", now_rfc3339());
             }
         }
-        if let Some(message) = changes.error_message {
-            sets.push(format!("error_message = {}", bind(&mut params, message)));
-        }
-        if let Some(context) = changes.context {
-            sets.push(format!("context = {}", bind(&mut params, context)));
-        }
-        if sets.is_empty() {
+        update.set_if("error_message", changes.error_message);
+        update.set_if("context", changes.context);
+        if update.is_empty() {
             return Ok(Some(current));
         }
-        let sql = format!(
-            "UPDATE agents SET {} WHERE id = ?1 RETURNING {COLUMNS}",
-            sets.join(", ")
-        );
-        let run = super::returned(&db.execute(&sql, &params)?, from_row)?;
+        let run = super::returned(&update.execute(db, "agents", COLUMNS)?, from_row)?;
         if moving_to.is_some() {
             record_state_change(db, Some(from), &run)?;
         }
