@@ -35,15 +35,6 @@ impl Config {
     pub const DEFAULT_SSE_MAX_DURATION: Duration = Duration::from_secs(50);
     pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 
-    /// The names of the Spin variables read by [`Config::from_variables`].
-    pub const VARIABLES: &'static [&'static str] = &[
-        "api_token",
-        "cors_origins",
-        "web_ui_port",
-        "max_body_bytes",
-        "sse_max_seconds",
-        "sse_keepalive_seconds",
-    ];
 
     fn web_ui_origins(port: u16) -> Vec<String> {
         vec![
@@ -52,7 +43,9 @@ impl Config {
         ]
     }
 
-    /// Build the configuration from variables (`get` returns `None` or `""` for unset).
+    /// Build the configuration from the Spin variables `api_token`, `cors_origins`,
+    /// `web_ui_port`, `max_body_bytes`, `sse_max_seconds` and `sse_keepalive_seconds`
+    /// (`get` returns `None` or `""` for unset).
     /// A malformed value is an operator error, reported with the variable's name.
     pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
         let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
