@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::watch;
 
-use crate::upstream::{Event, Snapshot, Upstream, UpstreamError};
+use crate::upstream::{Event, FeedConnection, Snapshot, Upstream, UpstreamError};
 use crate::SidecarConfig;
 
 /// The upstream as the poller last saw it.
@@ -249,11 +249,21 @@ pub(crate) async fn run_poller(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     let mut outages: u64 = 0;
     let mut start: Option<u64> = None;
     let wait = hub.upstream.wait_secs();
+    // One connection for the whole feed, whatever the number of clients.
+    let mut conn = FeedConnection::default();
     loop {
         let request = async {
             match start {
-                None => hub.upstream.snapshot().await.map(|s| Ok(s.cursor)),
-                Some(after) => hub.upstream.events(after, wait).await.map(Err),
+                None => hub
+                    .upstream
+                    .snapshot_on(&mut conn)
+                    .await
+                    .map(|s| Ok(s.cursor)),
+                Some(after) => hub
+                    .upstream
+                    .events_on(&mut conn, after, wait)
+                    .await
+                    .map(Err),
             }
         };
         let result = tokio::select! {

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 
 mod client;
@@ -160,7 +160,7 @@ impl Sidecar {
             Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
         }
         let upstream = upstream::Upstream::new(&config)?;
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        let listener = listen(config.listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {}: {}", config.listen, io_message(&e))
         })?;
         let local_addr = listener
@@ -238,6 +238,26 @@ impl Sidecar {
         tracing::info!("sidecar stopped");
         Ok(())
     }
+}
+
+/// Pending connections the listening socket queues before the sidecar accepts them. The
+/// usual default (128, std's and tokio's) overflows when a thousand clients reconnect at
+/// once, e.g. after a restart: the kernel drops the excess and those clients wait for a
+/// SYN retransmission (1 s, then 3 s, ...). The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (with `SO_REUSEADDR`, as `TcpListener::bind` does) and listens with
+/// [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Raises this process's `RLIMIT_NOFILE` soft limit to its hard limit, so that about a

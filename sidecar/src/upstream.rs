@@ -1,13 +1,21 @@
 //! The upstream API as the sidecar sees it: two GET endpoints that speak the feed's JSON.
 //!
-//! Stateless apart from reqwest's connection pool, so the poller and every client task may
-//! call it concurrently.
+//! Client tasks' reads (snapshots, catch-ups) go through reqwest's connection pool and may
+//! run concurrently. The poller's reads go over a [`FeedConnection`] of its own: one
+//! keep-alive connection, reused request after request. (Through the pool, the next
+//! long-poll, sent the moment an answer is read, usually finds the previous connection not
+//! yet handed back, so the live feed alternated between two connections and the pool
+//! opened spare ones.)
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -17,6 +25,8 @@ use crate::SidecarConfig;
 const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
 /// Time limit of a plain (non-waiting) upstream request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time limit of opening a connection to the upstream.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// `limit` of every feed read: the API's maximum.
 pub(crate) const FEED_LIMIT: u32 = 1000;
 
@@ -92,6 +102,10 @@ struct ErrorDetail {
 pub(crate) struct Upstream {
     http: reqwest::Client,
     base: String,
+    /// `host:port` of the base URL: where a [`FeedConnection`] connects, and its `Host`.
+    authority: String,
+    /// The base URL's path without a trailing slash (usually empty).
+    base_path: String,
     token: Option<String>,
     /// The long-poll `wait`, in whole seconds (1..=30).
     wait_secs: u64,
@@ -114,8 +128,14 @@ impl Upstream {
                 config.upstream
             );
         }
+        let host = url
+            .host_str()
+            .with_context(|| format!("upstream URL {:?} has no host", config.upstream))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let authority = format!("{host}:{port}");
+        let base_path = url.path().trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .context("cannot build the upstream HTTP client")?;
         // Round a sub-second wait up: the API takes whole seconds, and 0 would spin.
@@ -123,6 +143,8 @@ impl Upstream {
         Ok(Upstream {
             http,
             base,
+            authority,
+            base_path,
             token: config.token.clone(),
             wait_secs,
         })
@@ -138,103 +160,238 @@ impl Upstream {
 
     /// `GET /api/events/snapshot`.
     pub async fn snapshot(&self) -> Result<Snapshot, UpstreamError> {
-        let url = format!("{}/api/events/snapshot", self.base);
-        let body: SnapshotBody = self.get_json(&url, REQUEST_TIMEOUT).await?;
-        let text = format!(
-            r#"{{"type":"snapshot","cursor":{},"data":{}}}"#,
-            body.cursor,
-            body.data.get()
-        );
-        Ok(Snapshot {
-            cursor: body.cursor,
-            text,
-        })
+        let path = SNAPSHOT_PATH;
+        let body = self.get(path, REQUEST_TIMEOUT).await?;
+        snapshot_from(decode(&self.url(path), body)?)
     }
 
     /// `GET /api/events?after=..&wait=..&limit=1000`. Events come back in cursor order,
     /// each strictly after `after`; anything else is an upstream error.
     pub async fn events(&self, after: u64, wait_secs: u64) -> Result<Batch, UpstreamError> {
-        let url = format!(
-            "{}/api/events?after={after}&wait={wait_secs}&limit={FEED_LIMIT}",
-            self.base
-        );
+        let path = events_path(after, wait_secs);
         let timeout = Duration::from_secs(wait_secs) + LONG_POLL_MARGIN;
-        let body: FeedBody = self.get_json(&url, timeout).await?;
-        let mut last = after;
-        let mut events = Vec::with_capacity(body.events.len());
-        for event in body.events {
-            if event.cursor <= last {
-                return Err(UpstreamError(
-                    format!(
-                        "upstream feed out of order: cursor {} after {}",
-                        event.cursor, last
-                    )
-                    .into(),
-                ));
-            }
-            last = event.cursor;
-            let text = serde_json::to_string(&OutMessage {
-                kind: &event.kind,
-                cursor: event.cursor,
-                data: &event.data,
-            })
-            .map_err(|e| UpstreamError(format!("cannot encode an event: {e}").into()))?;
-            events.push(Arc::new(Event {
-                cursor: event.cursor,
-                text: text.into(),
-            }));
-        }
-        Ok(Batch { events })
+        let body = self.get(&path, timeout).await?;
+        batch_from(after, decode(&self.url(&path), body)?)
     }
 
-    async fn get_json<T: for<'de> Deserialize<'de>>(
+    /// [`Upstream::snapshot`] over the poller's own connection.
+    pub async fn snapshot_on(&self, conn: &mut FeedConnection) -> Result<Snapshot, UpstreamError> {
+        let path = SNAPSHOT_PATH;
+        let body = self.get_on(conn, path, REQUEST_TIMEOUT).await?;
+        snapshot_from(decode(&self.url(path), body)?)
+    }
+
+    /// [`Upstream::events`] over the poller's own connection.
+    pub async fn events_on(
         &self,
-        url: &str,
+        conn: &mut FeedConnection,
+        after: u64,
+        wait_secs: u64,
+    ) -> Result<Batch, UpstreamError> {
+        let path = events_path(after, wait_secs);
+        let timeout = Duration::from_secs(wait_secs) + LONG_POLL_MARGIN;
+        let body = self.get_on(conn, &path, timeout).await?;
+        batch_from(after, decode(&self.url(&path), body)?)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A GET through reqwest's pool: the status and the whole body.
+    async fn get(
+        &self,
+        path: &str,
         timeout: Duration,
-    ) -> Result<T, UpstreamError> {
-        let mut request = self.http.get(url).timeout(timeout);
+    ) -> Result<(http::StatusCode, Bytes), UpstreamError> {
+        let url = self.url(path);
+        let mut request = self.http.get(&url).timeout(timeout);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| transport_error(url, &e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(&url, &e))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| transport_error(url, &e))?;
-        if !status.is_success() {
-            let detail = match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => format!("{}: {}", body.error.code, body.error.message),
-                Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-            };
-            return Err(UpstreamError(
-                format!("upstream answered {status} ({detail})").into(),
-            ));
+            .map_err(|e| transport_error(&url, &e))?;
+        Ok((status, bytes))
+    }
+
+    /// A GET over `conn`, (re)connecting it first if it is not open. Any failure closes
+    /// it, so the next request starts on a fresh connection.
+    async fn get_on(
+        &self,
+        conn: &mut FeedConnection,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(http::StatusCode, Bytes), UpstreamError> {
+        let url = self.url(path);
+        let result = tokio::time::timeout(timeout, self.exchange(conn, path)).await;
+        match result {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => {
+                conn.sender = None;
+                Err(transport_error(&url, &*error))
+            }
+            Err(_) => {
+                conn.sender = None;
+                Err(UpstreamError(
+                    format!("cannot reach the upstream API at {}: timed out", self.base).into(),
+                ))
+            }
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            UpstreamError(format!("upstream sent an unexpected body for {url}: {e}").into())
-        })
+    }
+
+    async fn exchange(
+        &self,
+        conn: &mut FeedConnection,
+        path: &str,
+    ) -> Result<(http::StatusCode, Bytes), Box<dyn std::error::Error + Send + Sync>> {
+        // A connection the server has closed (keep-alive timeout, restart) is replaced
+        // before it is used, not discovered by a failed request.
+        let open = match conn.sender.take() {
+            Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
+            None => None,
+        };
+        let mut sender = match open {
+            Some(sender) => sender,
+            None => self.connect().await?,
+        };
+        let mut request = http::Request::get(format!("{}{path}", self.base_path))
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(token) = &self.token {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = sender.send_request(request.body(Empty::new())?).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        conn.sender = Some(sender);
+        Ok((status, body))
+    }
+
+    async fn connect(
+        &self,
+    ) -> Result<SendRequest<Empty<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+        let stream = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect(self.authority.as_str()),
+        )
+        .await
+        .map_err(|_| "connect timed out")??;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream feed connection ended");
+            }
+        });
+        Ok(sender)
     }
 }
 
-/// reqwest's own message is "error sending request for url (..)"; the cause (connection
-/// refused, timed out, ..) is further down the source chain.
-fn transport_error(url: &str, error: &reqwest::Error) -> UpstreamError {
+/// The poller's own keep-alive connection to the upstream (opened on first use, replaced
+/// after a failure). Holding it in the poller, one request at a time, is what makes the
+/// live feed cost exactly one upstream connection.
+#[derive(Default)]
+pub(crate) struct FeedConnection {
+    sender: Option<SendRequest<Empty<Bytes>>>,
+}
+
+const SNAPSHOT_PATH: &str = "/api/events/snapshot";
+
+fn events_path(after: u64, wait_secs: u64) -> String {
+    format!("/api/events?after={after}&wait={wait_secs}&limit={FEED_LIMIT}")
+}
+
+fn snapshot_from(body: SnapshotBody) -> Result<Snapshot, UpstreamError> {
+    let text = format!(
+        r#"{{"type":"snapshot","cursor":{},"data":{}}}"#,
+        body.cursor,
+        body.data.get()
+    );
+    Ok(Snapshot {
+        cursor: body.cursor,
+        text,
+    })
+}
+
+fn batch_from(after: u64, body: FeedBody) -> Result<Batch, UpstreamError> {
+    let mut last = after;
+    let mut events = Vec::with_capacity(body.events.len());
+    for event in body.events {
+        if event.cursor <= last {
+            return Err(UpstreamError(
+                format!(
+                    "upstream feed out of order: cursor {} after {}",
+                    event.cursor, last
+                )
+                .into(),
+            ));
+        }
+        last = event.cursor;
+        let text = serde_json::to_string(&OutMessage {
+            kind: &event.kind,
+            cursor: event.cursor,
+            data: &event.data,
+        })
+        .map_err(|e| UpstreamError(format!("cannot encode an event: {e}").into()))?;
+        events.push(Arc::new(Event {
+            cursor: event.cursor,
+            text: text.into(),
+        }));
+    }
+    Ok(Batch { events })
+}
+
+/// A 2xx body as `T`; anything else as the upstream error it reports.
+fn decode<T: for<'de> Deserialize<'de>>(
+    url: &str,
+    (status, bytes): (http::StatusCode, Bytes),
+) -> Result<T, UpstreamError> {
+    if !status.is_success() {
+        let detail = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => format!("{}: {}", body.error.code, body.error.message),
+            Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+        };
+        return Err(UpstreamError(
+            format!("upstream answered {status} ({detail})").into(),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        UpstreamError(format!("upstream sent an unexpected body for {url}: {e}").into())
+    })
+}
+
+/// reqwest's and hyper's own messages are "error sending request for url (..)" and the
+/// like; the cause (connection refused, timed out, ..) is further down the source chain.
+fn transport_error(url: &str, error: &(dyn std::error::Error + 'static)) -> UpstreamError {
     let mut cause = String::new();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(inner) = source {
         cause = inner.to_string();
         source = inner.source();
     }
-    let what = if error.is_timeout() {
+    let timed_out = error
+        .downcast_ref::<reqwest::Error>()
+        .is_some_and(reqwest::Error::is_timeout);
+    let what = if timed_out {
         "timed out".to_string()
-    } else if cause.is_empty() {
-        error.to_string()
     } else {
+        let what = if cause.is_empty() {
+            error.to_string()
+        } else {
+            cause
+        };
         // "Connection refused (os error 111)": the number adds nothing for a reader.
-        match cause.find(" (os error") {
-            Some(i) => cause[..i].to_string(),
-            None => cause,
+        match what.find(" (os error") {
+            Some(i) => what[..i].to_string(),
+            None => what,
         }
     };
     let base = url.split("/api/").next().unwrap_or(url);
