@@ -35,7 +35,6 @@ impl Config {
     pub const DEFAULT_SSE_MAX_DURATION: Duration = Duration::from_secs(50);
     pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 
-
     fn web_ui_origins(port: u16) -> Vec<String> {
         vec![
             format!("http://localhost:{port}"),

@@ -15,7 +15,12 @@ async fn a_generated_project_serves_health_and_agents_under_up() {
     let status = orchestrator_e2e::orchestrator_command()
         .args(["new"])
         .arg(&project)
-        .args(["--http-port", &port.to_string(), "--websocket-port", &free_port().to_string()])
+        .args([
+            "--http-port",
+            &port.to_string(),
+            "--websocket-port",
+            &free_port().to_string(),
+        ])
         .args(["--database-path", "state/fleet.db"])
         .status()
         .unwrap();
@@ -46,5 +51,8 @@ async fn a_generated_project_serves_health_and_agents_under_up() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert!(project.join("state/fleet.db").exists(), "the chosen database path is used");
+    assert!(
+        project.join("state/fleet.db").exists(),
+        "the chosen database path is used"
+    );
 }
