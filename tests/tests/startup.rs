@@ -49,6 +49,13 @@ fn manifest_args(root: &Path) -> Vec<String> {
     ]
 }
 
+/// `up` with the repository's manifest on the database file `db`.
+fn up_on_database(dir: &Path, db: &Path) -> Output {
+    let args = manifest_args(&repo_root());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    up(dir, &args, &[("DATABASE_PATH", db.to_str().unwrap())])
+}
+
 #[track_caller]
 fn assert_fails_with(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -73,14 +80,7 @@ fn a_database_newer_than_the_code_stops_up() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch("PRAGMA user_version = 999;").unwrap();
     drop(conn);
-    let root = repo_root();
-    let args = manifest_args(&root);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = up(
-        dir.path(),
-        &args,
-        &[("DATABASE_PATH", db.to_str().unwrap())],
-    );
+    let out = up_on_database(dir.path(), &db);
     assert_fails_with(&out, "newer");
 }
 
@@ -93,14 +93,7 @@ fn a_file_that_is_not_sqlite_stops_up() {
         "this is not a database, just some text that is long enough ".repeat(20),
     )
     .unwrap();
-    let root = repo_root();
-    let args = manifest_args(&root);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = up(
-        dir.path(),
-        &args,
-        &[("DATABASE_PATH", db.to_str().unwrap())],
-    );
+    let out = up_on_database(dir.path(), &db);
     assert_fails_with(&out, "notes.db");
 }
 
@@ -110,14 +103,7 @@ fn an_unwritable_database_folder_stops_up() {
     // A regular file where the database's folder should be: no user can create it.
     std::fs::write(dir.path().join("blocked"), "").unwrap();
     let db = dir.path().join("blocked").join("x.db");
-    let root = repo_root();
-    let args = manifest_args(&root);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = up(
-        dir.path(),
-        &args,
-        &[("DATABASE_PATH", db.to_str().unwrap())],
-    );
+    let out = up_on_database(dir.path(), &db);
     assert_fails_with(&out, "blocked");
 }
 
