@@ -3,6 +3,9 @@
 //! variables, and Spin's request/response types to the core's.
 //!
 //! Components stay a few lines: they name their route group and call [`serve`].
+//!
+//! It also sets the components' global allocator ([`arena`]): a Spin instance lives
+//! for one request, so most memory is better bump-allocated and never freed.
 
 use futures::SinkExt;
 use orchestrator_core::api::Reply;
@@ -10,6 +13,11 @@ use orchestrator_core::db::{Connector, Database, DbError, DbErrorKind, Rows, Val
 use orchestrator_core::{Config, ErrorCode, Group, Request, Response};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::sqlite3;
+
+pub mod arena;
+
+#[global_allocator]
+static ALLOCATOR: arena::RequestArena = arena::RequestArena;
 
 /// Opens the `default` database through the host.
 #[derive(Clone, Copy)]
@@ -146,11 +154,21 @@ async fn write_response(
     response: Response,
     stream: Option<impl Iterator<Item = Vec<u8>>>,
 ) {
-    let headers: Vec<(String, Vec<u8>)> = response
+    let mut headers: Vec<(String, Vec<u8>)> = response
         .headers
         .into_iter()
         .map(|(name, value)| (name, value.into_bytes()))
         .collect();
+    // A whole body has a known length: say so. Without it the host must send the body
+    // chunked, and cannot end the response before the component has finished (one more
+    // write, one more packet). Never on statuses that have no body.
+    let bodiless = response.status < 200 || response.status == 204 || response.status == 304;
+    if stream.is_none() && !bodiless {
+        headers.push((
+            "content-length".to_owned(),
+            response.body.len().to_string().into_bytes(),
+        ));
+    }
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(fields);
     let _ = outgoing.set_status_code(response.status);
