@@ -72,6 +72,11 @@ pub struct HostConfig {
     pub sqlite_synchronous: Synchronous,
     /// Instance slots of the pooling allocator, i.e. concurrent requests. Hosts with
     /// the same value share one engine ([`shared_engine`]).
+    ///
+    /// Each running guest occupies one of tokio's blocking threads (its SQLite calls
+    /// run there, inline): keep the runtime's `max_blocking_threads` above this
+    /// (tokio's default is 512), or requests past it queue for a thread instead of
+    /// getting a quick 503 when every slot is taken.
     pub max_instances: u32,
 }
 

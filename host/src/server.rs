@@ -3,12 +3,13 @@
 //! shutdown.
 //!
 //! Per request: route the path, add Spin's `spin-*` headers, make a fresh store and
-//! instance from the pre-instantiated component, and run `handle` in a spawned task
-//! while this side awaits the response outparam. The response head is returned as
-//! soon as the guest sets it, and the body streams from the still-running guest (SSE
-//! works). The deadline bounds the whole guest run, head and body: epoch
-//! interruption stops a guest that computes forever, and a tokio timeout stops one
-//! that waits forever (a guest `sleep` is an async wait in the host).
+//! instance from the pre-instantiated component, and run `handle` on one of tokio's
+//! blocking threads (where its SQLite calls run inline) while this side awaits the
+//! response outparam. The response head is returned as soon as the guest sets it,
+//! and the body streams from the still-running guest (SSE works). The deadline bounds
+//! the whole guest run, head and body: epoch interruption stops a guest that computes
+//! forever, and a tokio timeout stops one that waits forever (a guest `sleep` is an
+//! async wait in the host).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -63,6 +64,9 @@ enum Outcome {
     Unavailable(String),
     /// The host is shutting down and ended the run.
     Killed,
+    /// The client went away (before the response head, or in the middle of a
+    /// streamed body) and the run was ended: nobody would read what it produces.
+    Abandoned,
 }
 
 /// Serve `listener` until `shutdown` resolves. Then stop accepting, let open
@@ -263,10 +267,16 @@ async fn dispatch(
     };
 
     let (outcome_tx, outcome_rx) = oneshot::channel();
+    // The client's interest in the run: `interest` lives in this future until the head
+    // arrives, then in the response body. Hyper drops this future when the client
+    // disconnects before the head (a long-poll given up on), and drops the body
+    // unfinished when it leaves mid-stream (an SSE client gone): either way the run
+    // ends instead of holding its instance, thread and connections to the deadline.
+    let (interest, client_gone) = ClientInterest::new();
     let pre = component.pre().clone();
     let task_component = id.clone();
     let deadline_at = tokio::time::Instant::now() + deadline;
-    tokio::spawn(async move {
+    let guest = async move {
         let run = async {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -281,6 +291,7 @@ async fn dispatch(
                 Err(_) => Outcome::Timeout,
             },
             _ = kill.wait_for(|kill| *kill) => Outcome::Killed,
+            () = client_gone => Outcome::Abandoned,
         };
         // Dropping the store ends the instance: its resources go (pinned database
         // connections roll back and return to their pools) and the response body,
@@ -288,13 +299,23 @@ async fn dispatch(
         drop(store);
         log_outcome(&task_component, &outcome, deadline);
         let _ = outcome_tx.send(outcome);
-    });
+    };
+    // The whole guest run goes to one of tokio's blocking threads: its SQLite
+    // statements then run right there, inline, instead of each hopping to a blocking
+    // thread and back (two thread wake-ups per statement). Waits (pool, write gate,
+    // guest sleeps, the deadline) are still async: `block_on` parks this thread and
+    // the runtime's drivers wake it. The async workers only do HTTP.
+    let runtime = tokio::runtime::Handle::current();
+    drop(tokio::task::spawn_blocking(move || {
+        crate::sqlite::run_marked_blocking(|| runtime.block_on(guest))
+    }));
 
     let response = match head_rx.await {
         Ok(Ok(head)) => head.map(|body| {
             GuardedBody {
                 inner: body,
                 outcome: Some(outcome_rx),
+                interest: Some(interest.headed()),
             }
             .boxed_unsync()
         }),
@@ -322,6 +343,10 @@ async fn dispatch(
             Ok(Outcome::Killed) => {
                 json_response(HostErrorKind::Unavailable, "the server is shutting down")
             }
+            // Only when the client left, which ends this future first: never sent.
+            Ok(Outcome::Abandoned) => {
+                json_response(HostErrorKind::Unavailable, "the client went away")
+            }
             Ok(Outcome::Ok) | Err(_) => json_response(
                 HostErrorKind::Internal,
                 &format!("component `{id}` returned without sending a response"),
@@ -347,6 +372,60 @@ fn classify(e: wasmtime::Error) -> Outcome {
     }
 }
 
+/// Ends a guest run when dropped while the client still waits on it: before the
+/// response head, or while its body is being read. Not once the body has been read to
+/// its end, and not when the body is never read (a `HEAD` request, a bodiless status):
+/// then the run goes on to its own end, as in Spin, so work a component does after
+/// sending its response is not cut short.
+struct ClientInterest {
+    gone: Option<oneshot::Sender<()>>,
+    /// The response head is out and the body is being read.
+    reading: bool,
+    headed: bool,
+}
+
+impl ClientInterest {
+    /// The interest, and the future the guest run selects on: it resolves when the
+    /// client is gone.
+    fn new() -> (Self, impl Future<Output = ()> + Send) {
+        let (tx, rx) = oneshot::channel::<()>();
+        let interest = ClientInterest {
+            gone: Some(tx),
+            reading: false,
+            headed: false,
+        };
+        // A send means gone; the sender dropped without a send means the run keeps
+        // going, so that case never resolves.
+        let gone = async move {
+            if rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        (interest, gone)
+    }
+
+    /// The head is out: from now on only a body dropped mid-read means gone.
+    fn headed(mut self) -> Self {
+        self.headed = true;
+        self
+    }
+
+    /// The run may go on whatever happens to the client.
+    fn keep(&mut self) {
+        self.gone = None;
+    }
+}
+
+impl Drop for ClientInterest {
+    fn drop(&mut self) {
+        if let Some(gone) = self.gone.take() {
+            if !self.headed || self.reading {
+                let _ = gone.send(());
+            }
+        }
+    }
+}
+
 fn log_outcome(component: &str, outcome: &Outcome, deadline: Duration) {
     match outcome {
         Outcome::Ok => {}
@@ -360,6 +439,9 @@ fn log_outcome(component: &str, outcome: &Outcome, deadline: Duration) {
         ),
         Outcome::Unavailable(e) => tracing::warn!(component, error = %e, "no instance slot free"),
         Outcome::Killed => tracing::warn!(component, "component ended by shutdown"),
+        Outcome::Abandoned => {
+            tracing::info!(component, "client went away; component run ended")
+        }
     }
 }
 
@@ -369,6 +451,8 @@ fn log_outcome(component: &str, outcome: &Outcome, deadline: Duration) {
 struct GuardedBody {
     inner: HyperOutgoingBody,
     outcome: Option<oneshot::Receiver<Outcome>>,
+    /// Dropped with the body; see [`ClientInterest`].
+    interest: Option<ClientInterest>,
 }
 
 impl Body for GuardedBody {
@@ -380,8 +464,15 @@ impl Body for GuardedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if let Some(interest) = this.interest.as_mut() {
+            interest.reading = true;
+        }
         if let Some(frame) = ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             return Poll::Ready(Some(frame));
+        }
+        // Read to its end: the run is no longer the client's to end.
+        if let Some(mut interest) = this.interest.take() {
+            interest.keep();
         }
         // The body ended (finished, or its writer went away with the instance); the
         // run's outcome says whether that was complete.

@@ -350,6 +350,33 @@ async fn exhausted_pool_fails_after_a_bounded_wait() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_client_gave_up_on_frees_what_it_held() {
+    let host = start(|c| {
+        c.sqlite_pool_size = 1;
+        c.request_deadline = Duration::from_secs(20);
+    })
+    .await;
+    // The client gives up on a request that holds the only connection for 15 s.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gave_up = impatient.get(host.url("/sql/hold?ms=15000")).send().await;
+    assert!(gave_up.unwrap_err().is_timeout());
+    // Its run ends with it: the connection is free again well before the 15 s.
+    let started = Instant::now();
+    let body = loop {
+        let (status, body) = host.text("/sql/open?db=default").await;
+        assert_eq!(status, 200);
+        if body == "ok" || started.elapsed() > Duration::from_secs(5) {
+            break body;
+        }
+    };
+    assert_eq!(body, "ok", "the abandoned run still holds the connection");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variables() {
     let host = start(|c| {
         c.variables.insert("GREETING".into(), "hi".into());

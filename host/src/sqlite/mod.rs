@@ -20,7 +20,9 @@ use std::sync::Arc;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-pub use pool::{Pool, PoolError, PoolOptions, PooledConnection, Synchronous};
+pub use pool::{
+    may_block, run_marked_blocking, Pool, PoolError, PoolOptions, PooledConnection, Synchronous,
+};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -173,11 +175,26 @@ fn map_error(e: rusqlite::Error) -> DbError {
 /// statement cache. A parameterless string that does not prepare as one statement
 /// (e.g. a schema script) is run as a batch, statement by statement, returning the
 /// rows of the last statement that has columns.
+///
+/// Two connection-setting pragmas are answered through SQLite's C API instead of
+/// being compiled and run (see [`connection_pragma`]), with the result the pragma
+/// itself would give: every `PRAGMA` statement is single-use in SQLite (re-parsed
+/// on each run), and a flag pragma such as `foreign_keys` also expires every
+/// prepared statement of the connection each time it runs, changed or not. Spin apps
+/// set both on each request (Spin's host leaves foreign keys off and the busy timeout
+/// at 0), which would otherwise defeat the statement cache.
 pub fn execute_blocking(
     conn: &rusqlite::Connection,
     statement: &str,
     params: &[DbValue],
 ) -> Result<DbQueryResult, DbError> {
+    if params.is_empty() {
+        if let Some(pragma) = connection_pragma(statement) {
+            if let Some(result) = apply_connection_pragma(conn, pragma) {
+                return Ok(result);
+            }
+        }
+    }
     match conn.prepare_cached(statement) {
         Ok(mut stmt) => run_statement(&mut stmt, params),
         Err(e) if !params.is_empty() => Err(map_error(e)),
@@ -194,6 +211,74 @@ pub fn execute_blocking(
                 }
             }
             Ok(last)
+        }
+    }
+}
+
+/// A connection-setting pragma the binding answers without SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectionPragma {
+    /// `PRAGMA foreign_keys = <boolean>`
+    ForeignKeys(bool),
+    /// `PRAGMA busy_timeout = <milliseconds>`
+    BusyTimeout(u32),
+}
+
+/// Recognise `PRAGMA foreign_keys = <boolean>` (a boolean spelled as SQLite takes it
+/// unquoted) and `PRAGMA busy_timeout = <non-negative integer>`: any letter case,
+/// optional spaces and trailing `;`. `None` for anything else (which runs as SQL).
+fn connection_pragma(statement: &str) -> Option<ConnectionPragma> {
+    let s = statement.trim().trim_end_matches(';').trim_end();
+    let (head, value) = s.split_once('=')?;
+    let mut words = head.split_ascii_whitespace();
+    let (pragma, name) = (words.next()?, words.next()?);
+    if words.next().is_some() || !pragma.eq_ignore_ascii_case("pragma") {
+        return None;
+    }
+    let value = value.trim();
+    if name.eq_ignore_ascii_case("foreign_keys") {
+        match value.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => Some(ConnectionPragma::ForeignKeys(true)),
+            "off" | "false" | "no" | "0" => Some(ConnectionPragma::ForeignKeys(false)),
+            _ => None,
+        }
+    } else if name.eq_ignore_ascii_case("busy_timeout") {
+        let digits = value.strip_prefix('+').unwrap_or(value);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // Larger than SQLite's int: leave it to SQLite.
+        digits
+            .parse::<i32>()
+            .ok()
+            .map(|ms| ConnectionPragma::BusyTimeout(ms as u32))
+    } else {
+        None
+    }
+}
+
+/// Apply `pragma` through the C API; the result is what running the pragma returns.
+/// `None` when the C API cannot do it (then the statement runs as SQL).
+fn apply_connection_pragma(
+    conn: &rusqlite::Connection,
+    pragma: ConnectionPragma,
+) -> Option<DbQueryResult> {
+    use rusqlite::config::DbConfig;
+    match pragma {
+        ConnectionPragma::ForeignKeys(on) => {
+            // Setting it is what expires the statements; when it already has the
+            // value there is nothing to do. (Inside a transaction SQLite ignores the
+            // pragma; so does this, by not changing anything.)
+            let current = conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY).ok()?;
+            (current == on).then(DbQueryResult::default)
+        }
+        ConnectionPragma::BusyTimeout(ms) => {
+            conn.busy_timeout(std::time::Duration::from_millis(ms.into()))
+                .ok()?;
+            Some(DbQueryResult {
+                columns: vec!["timeout".to_string()],
+                rows: vec![vec![DbValue::Integer(ms.into())]],
+            })
         }
     }
 }
@@ -252,6 +337,20 @@ impl SqliteView<'_> {
         statement: String,
         params: Vec<DbValue>,
     ) -> wasmtime::Result<Result<DbQueryResult, DbError>> {
+        if may_block() {
+            // This thread runs the guest and may block (see `server`): run the
+            // statement right here, queueing on the write gate first if it writes.
+            let Some(pooled) = self.table.get_mut(this)?.conn.as_mut() else {
+                return Ok(Err(DbError::InvalidConnection));
+            };
+            // (The two connection pragmas the binding answers itself never write.)
+            if connection_pragma(&statement).is_none() && pooled.needs_write_gate(&statement) {
+                pooled.enter_write().await;
+            }
+            let result = execute_blocking(pooled.conn(), &statement, &params);
+            pooled.leave_write_if_done();
+            return Ok(result);
+        }
         let Some(pooled) = self.table.get_mut(this)?.conn.take() else {
             return Ok(Err(DbError::InvalidConnection));
         };
@@ -498,6 +597,86 @@ mod tests {
             matches!(e, DbError::Io(ref m) if m.contains("syntax error")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn connection_pragmas_are_recognised() {
+        use ConnectionPragma::*;
+        let p = connection_pragma;
+        assert_eq!(p("PRAGMA foreign_keys = ON"), Some(ForeignKeys(true)));
+        assert_eq!(p(" pragma FOREIGN_KEYS=off; "), Some(ForeignKeys(false)));
+        assert_eq!(p("PRAGMA busy_timeout = 5000"), Some(BusyTimeout(5000)));
+        assert_eq!(p("PRAGMA busy_timeout=0;"), Some(BusyTimeout(0)));
+        for other in [
+            "PRAGMA foreign_keys",
+            "PRAGMA foreign_keys = 'on'",
+            "PRAGMA main.foreign_keys = ON",
+            "PRAGMA busy_timeout",
+            "PRAGMA busy_timeout = -1",
+            "PRAGMA busy_timeout = 99999999999",
+            "PRAGMA busy_timeout = 1e3",
+            "PRAGMA user_version = 1",
+            "SELECT 1",
+        ] {
+            assert_eq!(p(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn connection_pragmas_answer_as_sqlite_does_and_keep_the_statement_cache() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        // What SQLite itself returns for each, run as SQL.
+        let by_sqlite = |conn: &rusqlite::Connection, sql: &str| {
+            let mut stmt = conn.prepare(sql).unwrap();
+            run_statement(&mut stmt, &[]).unwrap()
+        };
+        for sql in ["PRAGMA busy_timeout = 5000", "PRAGMA busy_timeout = 0"] {
+            let expected = by_sqlite(&conn, sql);
+            assert_eq!(
+                execute_blocking(&conn, sql, &[]).unwrap(),
+                expected,
+                "{sql}"
+            );
+        }
+        execute_blocking(&conn, "PRAGMA busy_timeout = 1234", &[]).unwrap();
+        assert_eq!(
+            by_sqlite(&conn, "PRAGMA busy_timeout").rows,
+            vec![vec![DbValue::Integer(1234)]]
+        );
+        let fk = |conn: &rusqlite::Connection| by_sqlite(conn, "PRAGMA foreign_keys").rows;
+        assert_eq!(
+            by_sqlite(&conn, "PRAGMA foreign_keys = ON"),
+            DbQueryResult::default()
+        );
+        assert_eq!(
+            execute_blocking(&conn, "PRAGMA foreign_keys = ON", &[]).unwrap(),
+            DbQueryResult::default()
+        );
+        assert_eq!(fk(&conn), vec![vec![DbValue::Integer(1)]]);
+
+        execute_blocking(&conn, "CREATE TABLE t(x)", &[]).unwrap();
+        let select = "SELECT count(*) FROM t";
+        execute_blocking(&conn, select, &[]).unwrap();
+        let reprepared = |conn: &rusqlite::Connection| {
+            conn.prepare_cached(select)
+                .unwrap()
+                .get_status(rusqlite::StatementStatus::RePrepare)
+        };
+        let before = reprepared(&conn);
+        for sql in ["PRAGMA foreign_keys = on;", "PRAGMA busy_timeout = 5000"] {
+            execute_blocking(&conn, sql, &[]).unwrap();
+        }
+        execute_blocking(&conn, select, &[]).unwrap();
+        assert_eq!(
+            reprepared(&conn),
+            before,
+            "the cached statement was not re-prepared"
+        );
+        // A change of the flag runs as SQL (and expires it: the reason for all this).
+        execute_blocking(&conn, "PRAGMA foreign_keys = OFF", &[]).unwrap();
+        assert_eq!(fk(&conn), vec![vec![DbValue::Integer(0)]]);
+        execute_blocking(&conn, select, &[]).unwrap();
+        assert_eq!(reprepared(&conn), before + 1);
     }
 
     #[test]

@@ -5,7 +5,12 @@
 //! request (bounded wait, then an error the component can turn into a 503), and a
 //! connection must come back clean (any open transaction rolled back) whatever way
 //! the guest ended. Every blocking SQLite call runs on tokio's blocking threads.
+//!
+//! Writers queue on an in-process write gate (one per pool) before they take SQLite's
+//! write lock: a FIFO async wait instead of SQLite's sleep-and-retry busy handler, which
+//! under contention sleeps up to 100 ms between retries and makes write latency jumpy.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -93,7 +98,34 @@ struct PoolInner {
     options: PoolOptions,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    /// One permit: held by the connection that has (or is about to take) SQLite's
+    /// write lock, from its first writing statement until it is back in autocommit.
+    write_gate: Arc<Semaphore>,
     closed: AtomicBool,
+}
+
+thread_local! {
+    static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `f` with this thread marked as one where SQLite work may block: a thread of
+/// tokio's blocking pool that runs a whole guest (see `server`). Host calls made
+/// from `f` run their statements right here instead of hopping to another blocking
+/// thread and back for each one.
+pub fn run_marked_blocking<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            MAY_BLOCK.with(|m| m.set(self.0));
+        }
+    }
+    let _reset = Reset(MAY_BLOCK.with(|m| m.replace(true)));
+    f()
+}
+
+/// Whether this thread runs inside [`run_marked_blocking`].
+pub fn may_block() -> bool {
+    MAY_BLOCK.with(Cell::get)
 }
 
 /// A bounded pool of connections to one SQLite file. Cloning shares the pool.
@@ -143,6 +175,14 @@ pub fn open_connection(path: &Path, options: &PoolOptions) -> rusqlite::Result<C
             Some("database is read-only".to_string()),
         ));
     }
+    // The query planner stability guarantee: a plan never depends on the values bound
+    // to parameters. Without it SQLite (3.50) lets a bound `LIMIT ?` (or a `LIKE ?`)
+    // shape the plan and marks the statement to be re-prepared whenever that
+    // parameter is bound again, i.e. on every use of a cached `... LIMIT ?` statement.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -181,6 +221,7 @@ impl Pool {
                 label: label.to_string(),
                 path: path.to_path_buf(),
                 permits: Arc::new(Semaphore::new(options.size)),
+                write_gate: Arc::new(Semaphore::new(1)),
                 options,
                 idle: Mutex::new(vec![first]),
                 closed: AtomicBool::new(false),
@@ -235,6 +276,8 @@ impl Pool {
         let idle = inner.idle.lock().ok().and_then(|mut v| v.pop());
         let conn = match idle {
             Some(conn) => conn,
+            None if may_block() => open_connection(&inner.path, &inner.options)
+                .map_err(|e| PoolError::Open(format!("database `{}`: {e}", inner.label)))?,
             None => {
                 let path = inner.path.clone();
                 let options = inner.options.clone();
@@ -248,6 +291,7 @@ impl Pool {
         Ok(PooledConnection {
             conn: Some(conn),
             permit: Some(permit),
+            gate: None,
             pool: self.inner.clone(),
         })
     }
@@ -285,6 +329,8 @@ impl Pool {
 pub struct PooledConnection {
     conn: Option<Connection>,
     permit: Option<OwnedSemaphorePermit>,
+    /// The pool's write gate, while this connection writes.
+    gate: Option<OwnedSemaphorePermit>,
     pool: Arc<PoolInner>,
 }
 
@@ -298,19 +344,75 @@ impl PooledConnection {
     pub fn label(&self) -> &str {
         &self.pool.label
     }
+
+    /// Whether running `statement` next needs the write gate: it writes (a write
+    /// statement, or `BEGIN IMMEDIATE`/`EXCLUSIVE`, as `sqlite3_stmt_readonly` says)
+    /// and this connection does not hold the gate yet. Prepares the statement (through
+    /// the statement cache): call it where SQLite work may block.
+    pub fn needs_write_gate(&self, statement: &str) -> bool {
+        if self.gate.is_some() || starts_with_keyword(statement, "SELECT") {
+            return false;
+        }
+        match self.conn().prepare_cached(statement) {
+            Ok(stmt) => !stmt.readonly(),
+            // Several statements (a script, which may write): gate them. Anything else
+            // fails again when it runs; no gate needed for that.
+            Err(_) => statement.trim().trim_end_matches(';').contains(';'),
+        }
+    }
+
+    /// Wait for the pool's write gate (FIFO, async), at most the pool's `wait`; after
+    /// that, go on without it and let SQLite's `busy_timeout` arbitrate.
+    pub async fn enter_write(&mut self) {
+        if self.gate.is_some() {
+            return;
+        }
+        let gate = self.pool.write_gate.clone();
+        if let Ok(Ok(permit)) =
+            tokio::time::timeout(self.pool.options.wait, gate.acquire_owned()).await
+        {
+            self.gate = Some(permit);
+        }
+    }
+
+    /// Give the write gate back once the connection is in autocommit mode again (its
+    /// write statement or transaction is over). Reading the flag does no I/O.
+    pub fn leave_write_if_done(&mut self) {
+        if self.gate.is_some() && self.conn.as_ref().is_none_or(|c| c.is_autocommit()) {
+            self.gate = None;
+        }
+    }
 }
 
-fn release(conn: Connection, pool: Arc<PoolInner>, permit: Option<OwnedSemaphorePermit>) {
+/// Whether the first word of `statement` is `keyword` (ASCII, any case). A statement
+/// that starts with `SELECT` only reads (a write would start with `INSERT`, `WITH`…).
+fn starts_with_keyword(statement: &str, keyword: &str) -> bool {
+    let s = statement.trim_start().as_bytes();
+    s.len() >= keyword.len()
+        && s[..keyword.len()].eq_ignore_ascii_case(keyword.as_bytes())
+        && s.get(keyword.len())
+            .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+}
+
+fn release(
+    conn: Connection,
+    pool: Arc<PoolInner>,
+    permit: Option<OwnedSemaphorePermit>,
+    gate: Option<OwnedSemaphorePermit>,
+) {
     // A guest that trapped, timed out or simply forgot to COMMIT must not leave its
     // transaction (and its write lock) to the next user of this connection.
     if !conn.is_autocommit() {
         if let Err(e) = conn.execute_batch("ROLLBACK") {
             tracing::warn!(database = %pool.label, error = %e, "rollback failed; discarding connection");
             drop(conn);
+            drop(gate);
             drop(permit);
             return;
         }
     }
+    // The write lock is gone with the transaction: the next writer may go.
+    drop(gate);
     if !pool.closed.load(Ordering::Acquire) {
         if let Ok(mut idle) = pool.idle.lock() {
             idle.push(conn);
@@ -327,12 +429,20 @@ impl Drop for PooledConnection {
         };
         let pool = self.pool.clone();
         let permit = self.permit.take();
+        let gate = self.gate.take();
+        // Nothing to roll back and the pool stays open: putting the connection back is
+        // a push under a mutex, no SQLite work. Otherwise (ROLLBACK, or closing the
+        // connection) it is blocking work: do it here only where that is allowed.
+        let no_sqlite_work = conn.is_autocommit() && !pool.closed.load(Ordering::Acquire);
+        if no_sqlite_work || may_block() {
+            return release(conn, pool, permit, gate);
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 // ROLLBACK is blocking SQLite work; keep it off the async workers.
-                drop(handle.spawn_blocking(move || release(conn, pool, permit)));
+                drop(handle.spawn_blocking(move || release(conn, pool, permit, gate)));
             }
-            Err(_) => release(conn, pool, permit),
+            Err(_) => release(conn, pool, permit, gate),
         }
     }
 }
@@ -398,6 +508,21 @@ mod tests {
         assert_eq!(sync, 1, "NORMAL");
     }
 
+    #[test]
+    fn a_cached_statement_with_a_bound_limit_is_not_re_prepared() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_connection(&dir.path().join("db"), &options(1, 100)).unwrap();
+        conn.execute_batch("CREATE TABLE t(x INTEGER PRIMARY KEY, y); CREATE INDEX i ON t(y);")
+            .unwrap();
+        let sql = "SELECT x FROM t ORDER BY y LIMIT ?1 OFFSET ?2";
+        for _ in 0..3 {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            stmt.query([100, 0]).unwrap().next().unwrap();
+        }
+        let stmt = conn.prepare_cached(sql).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn exhaustion_waits_a_bounded_time_then_fails() {
         let dir = tempfile::tempdir().unwrap();
@@ -451,6 +576,87 @@ mod tests {
         .await;
         assert!(autocommit);
         assert_eq!(n, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_writing_statements_need_the_write_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open("default", &dir.path().join("db"), options(1, 100))
+            .await
+            .unwrap();
+        let c = pool.acquire().await.unwrap();
+        let gated = blocking(move || {
+            c.conn().execute_batch("CREATE TABLE t(x)").unwrap();
+            let statements = [
+                "SELECT x FROM t",
+                "  select\n x FROM t",
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA busy_timeout = 5000",
+                "PRAGMA user_version",
+                "BEGIN",
+                "COMMIT",
+                "BEGIN IMMEDIATE",
+                "BEGIN EXCLUSIVE",
+                "INSERT INTO t VALUES (1)",
+                "UPDATE t SET x = 2",
+                "PRAGMA user_version = 3",
+                "CREATE TABLE u(y); INSERT INTO u VALUES (1)",
+            ];
+            statements
+                .iter()
+                .map(|s| (*s, c.needs_write_gate(s)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        for (statement, needs) in gated {
+            let writes = statement.starts_with("BEGIN ")
+                || statement.starts_with("INSERT")
+                || statement.starts_with("UPDATE")
+                || statement.starts_with("CREATE")
+                || statement.ends_with("= 3");
+            assert_eq!(needs, writes, "{statement}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_take_turns_at_the_write_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open("default", &dir.path().join("db"), options(2, 2000))
+            .await
+            .unwrap();
+        let mut a = pool.acquire().await.unwrap();
+        let mut b = pool.acquire().await.unwrap();
+        a.enter_write().await;
+        let mut a = blocking(move || {
+            a.conn().execute_batch("BEGIN IMMEDIATE").unwrap();
+            a
+        })
+        .await;
+        a.leave_write_if_done();
+        assert!(a.gate.is_some(), "held while the transaction is open");
+        // b waits for the gate until a commits.
+        let waiter = tokio::spawn(async move {
+            b.enter_write().await;
+            b
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        let mut a = blocking(move || {
+            a.conn().execute_batch("COMMIT").unwrap();
+            a
+        })
+        .await;
+        a.leave_write_if_done();
+        assert!(a.gate.is_none());
+        let b = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("b gets the gate after the commit")
+            .unwrap();
+        assert!(b.gate.is_some());
+        // A connection dropped mid-transaction gives the gate back with its rollback.
+        drop(b);
+        a.enter_write().await;
+        assert!(a.gate.is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
