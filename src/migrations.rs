@@ -32,7 +32,7 @@ pub fn latest_version() -> i64 {
 
 /// The database's schema version (`PRAGMA user_version`).
 pub fn current_version<D: Database>(db: &D) -> Result<i64, DbError> {
-    let rows = db.execute("PRAGMA user_version", &[])?;
+    let mut rows = db.execute("PRAGMA user_version", &[])?;
     rows.first().map_or(Ok(0), |row| row.int(0))
 }
 
@@ -119,13 +119,13 @@ mod tests {
     fn a_fresh_database_gets_every_table_and_the_latest_version() {
         let db = NativeDatabase::open_in_memory().unwrap();
         assert_eq!(migrate(&db).unwrap(), latest_version());
-        let rows = db
+        let mut rows = db
             .execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
                 &[],
             )
             .unwrap();
-        let names: Vec<String> = rows.iter().map(|r| r.text(0).unwrap()).collect();
+        let names: Vec<String> = rows.iter().map(|mut r| r.text(0).unwrap()).collect();
         assert_eq!(
             names,
             [
@@ -148,7 +148,7 @@ mod tests {
         let db = NativeDatabase::open_in_memory().unwrap();
         migrate(&db).unwrap();
         migrate(&db).unwrap();
-        let recorded = db
+        let mut recorded = db
             .execute("SELECT count(*) FROM schema_migrations", &[])
             .unwrap();
         assert_eq!(
@@ -187,14 +187,14 @@ mod tests {
             assert_eq!(h.join().unwrap(), latest_version());
         }
         let db = NativeDatabase::open(&path).unwrap();
-        let recorded = db
+        let mut recorded = db
             .execute("SELECT count(*) FROM schema_migrations", &[])
             .unwrap();
         assert_eq!(
             recorded.first().unwrap().int(0).unwrap(),
             MIGRATIONS.len() as i64
         );
-        let mode = db.execute("PRAGMA journal_mode", &[]).unwrap();
+        let mut mode = db.execute("PRAGMA journal_mode", &[]).unwrap();
         assert_eq!(mode.first().unwrap().text(0).unwrap(), "wal");
         std::fs::remove_dir_all(dir).ok();
     }

@@ -65,14 +65,14 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// Typed access to each row, in order.
-    pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
-        self.rows.iter().map(|values| Row::new(values))
+    /// Typed access to each row, in order (reading a string moves it out; see [`Row`]).
+    pub fn iter(&mut self) -> impl Iterator<Item = Row<'_>> {
+        self.rows.iter_mut().map(|values| Row::new(values))
     }
 
     /// The first row, if any.
-    pub fn first(&self) -> Option<Row<'_>> {
-        self.rows.first().map(|values| Row::new(values))
+    pub fn first(&mut self) -> Option<Row<'_>> {
+        self.rows.first_mut().map(|values| Row::new(values))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -91,7 +91,11 @@ impl Database for NativeDatabase {
                     ValueRef::Null => Value::Null,
                     ValueRef::Integer(n) => Value::Integer(n),
                     ValueRef::Real(n) => Value::Real(n),
-                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    // Valid UTF-8 is the rule (validated fast); invalid bytes become U+FFFD.
+                    ValueRef::Text(t) => Value::Text(match std::str::from_utf8(t) {
+                        Ok(s) => s.to_owned(),
+                        Err(_) => String::from_utf8_lossy(t).into_owned(),
+                    }),
                     ValueRef::Blob(b) => Value::Blob(b.to_vec()),
                 });
             }

@@ -24,7 +24,7 @@ pub struct Definition {
 const COLUMNS: &str =
     "id, name, description, agent_type, capabilities, default_model, created_at, updated_at";
 
-fn from_row(row: Row<'_>) -> Result<Definition, DbError> {
+fn from_row(mut row: Row<'_>) -> Result<Definition, DbError> {
     Ok(Definition {
         id: row.text(0)?,
         name: row.text(1)?,
@@ -111,7 +111,7 @@ pub fn insert<D: Database>(db: &D, new: NewDefinition) -> Result<Definition, Api
     let rows = db
         .execute(&sql, &params)
         .map_err(|e| duplicate_name(e, new.name.as_ref()))?;
-    super::returned(&rows, from_row)
+    super::returned(rows, from_row)
 }
 
 /// Apply changes and move `updated_at`; `None` when the id is unknown, 409 on a taken name.
@@ -128,7 +128,7 @@ pub fn update<D: Database>(
     update.set_if("capabilities", changes.capabilities);
     update.set_if("default_model", changes.default_model);
     update.set("updated_at", now_rfc3339());
-    let rows = update
+    let mut rows = update
         .execute(db, "orchestrator_agents", COLUMNS)
         .map_err(|e| duplicate_name(e, name.as_deref().unwrap_or_default()))?;
     Ok(rows.first().map(from_row).transpose()?)

@@ -24,7 +24,7 @@ pub fn after<D: Database>(db: &D, after: i64, limit: i64) -> Result<Vec<Event>, 
         &[after.into(), limit.into()],
     )?
     .iter()
-    .map(|row| {
+    .map(|mut row| {
         Ok(Event {
             cursor: row.int(0)?,
             kind: "agent_update",
@@ -36,7 +36,7 @@ pub fn after<D: Database>(db: &D, after: i64, limit: i64) -> Result<Vec<Event>, 
 
 /// The newest cursor (0 when there are no events).
 pub fn head<D: Database>(db: &D) -> Result<i64, DbError> {
-    let rows = db.execute(
+    let mut rows = db.execute(
         "SELECT COALESCE(MAX(id), 0) FROM agent_logs WHERE log_type = 'state_change'",
         &[],
     )?;

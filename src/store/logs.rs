@@ -26,7 +26,7 @@ pub struct Log {
     pub created_at: String,
 }
 
-fn from_row(row: Row<'_>) -> Result<Log, DbError> {
+fn from_row(mut row: Row<'_>) -> Result<Log, DbError> {
     Ok(Log {
         source: row.text(0)?,
         id: row.int(1)?,
@@ -167,5 +167,5 @@ pub fn insert<D: Database>(db: &D, new: NewLog) -> Result<Log, ApiError> {
         }
         _ => e.into(),
     })?;
-    super::returned(&rows, from_row)
+    super::returned(rows, from_row)
 }

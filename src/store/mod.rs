@@ -28,7 +28,7 @@ pub(crate) fn bind(params: &mut Vec<Value>, value: impl Into<Value>) -> String {
 
 /// The row an `INSERT`/`UPDATE … RETURNING` produced for a row known to exist.
 pub(crate) fn returned<T>(
-    rows: &crate::db::Rows,
+    mut rows: crate::db::Rows,
     decode: impl Fn(crate::db::Row<'_>) -> Result<T, DbError>,
 ) -> Result<T, crate::error::ApiError> {
     let row = rows

@@ -32,7 +32,7 @@ const COLUMNS: &str = "id, agent_id, prompt_type, prompt_name, prompt_text, resp
      status, model_used, tokens_input, tokens_output, cost_usd, latency_ms, created_at, \
      completed_at, error_message";
 
-fn from_row(row: Row<'_>) -> Result<Prompt, DbError> {
+fn from_row(mut row: Row<'_>) -> Result<Prompt, DbError> {
     Ok(Prompt {
         id: row.text(0)?,
         agent_id: row.text(1)?,
@@ -140,7 +140,7 @@ pub fn create<D: Database>(db: &D, new: NewPrompt) -> Result<Prompt, ApiError> {
             new.model_used.into(),
             now_rfc3339().into(),
         ];
-        super::returned(&db.execute(&sql, &params)?, from_row)
+        super::returned(db.execute(&sql, &params)?, from_row)
     })
 }
 
@@ -179,7 +179,7 @@ pub fn update<D: Database>(
         if update.is_empty() {
             return Ok(Some(current));
         }
-        let prompt = super::returned(&update.execute(db, "prompts", COLUMNS)?, from_row)?;
+        let prompt = super::returned(update.execute(db, "prompts", COLUMNS)?, from_row)?;
         if changes.cost_usd.is_some() {
             runs::roll_up_cost(db, &prompt.agent_id)?;
         }

@@ -28,7 +28,7 @@ pub struct Run {
 pub(crate) const COLUMNS: &str = "id, orchestrator_agent_id, session_id, parent_agent_id, status, \
      context, config, started_at, completed_at, cost_usd, error_message";
 
-pub(crate) fn from_row(row: Row<'_>) -> Result<Run, DbError> {
+pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
     Ok(Run {
         id: row.text(0)?,
         orchestrator_agent_id: row.text(1)?,
@@ -159,7 +159,7 @@ pub fn create<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
             new.config.into(),
             now_rfc3339().into(),
         ];
-        let run = super::returned(&db.execute(&sql, &params)?, from_row)?;
+        let run = super::returned(db.execute(&sql, &params)?, from_row)?;
         record_state_change(db, None, &run)?;
         Ok(run)
     })
@@ -191,7 +191,7 @@ pub fn update<D: Database>(db: &D, id: &Id, changes: RunChanges) -> Result<Optio
         if update.is_empty() {
             return Ok(Some(current));
         }
-        let run = super::returned(&update.execute(db, "agents", COLUMNS)?, from_row)?;
+        let run = super::returned(update.execute(db, "agents", COLUMNS)?, from_row)?;
         if moving_to.is_some() {
             record_state_change(db, Some(from), &run)?;
         }

@@ -32,7 +32,7 @@ fn counts<D: Database>(
     keys: impl Iterator<Item = &'static str>,
 ) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     let mut map: serde_json::Map<_, _> = keys.map(|k| (k.to_owned(), 0.into())).collect();
-    for row in db.execute(sql, &[])?.iter() {
+    for mut row in db.execute(sql, &[])?.iter() {
         map.insert(row.text(0)?, row.int(1)?.into());
     }
     Ok(map)
@@ -50,7 +50,7 @@ pub fn read<D: Database>(db: &D) -> Result<Stats, ApiError> {
             "SELECT status, count(*) FROM prompts GROUP BY status",
             PromptStatus::ALL.iter().map(|s| s.as_str()),
         )?;
-        let totals = db.execute(
+        let mut totals = db.execute(
             "SELECT COALESCE(SUM(cost_usd), 0.0), COALESCE(SUM(tokens_input), 0), \
              COALESCE(SUM(tokens_output), 0) FROM prompts",
             &[],
@@ -66,7 +66,7 @@ pub fn read<D: Database>(db: &D) -> Result<Stats, ApiError> {
                 &[],
             )?
             .iter()
-            .map(|row| {
+            .map(|mut row| {
                 Ok(DefinitionStats {
                     orchestrator_agent_id: row.text(0)?,
                     name: row.text(1)?,

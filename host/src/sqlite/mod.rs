@@ -283,6 +283,16 @@ fn apply_connection_pragma(
     }
 }
 
+/// A TEXT value as a string. SQLite does not check that TEXT is UTF-8; invalid bytes
+/// become U+FFFD. (The standard library's validation has a fast path for ASCII,
+/// which `from_utf8_lossy`'s chunk iterator does not.)
+fn utf8_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 fn run_statement(
     stmt: &mut rusqlite::Statement<'_>,
     params: &[DbValue],
@@ -300,7 +310,7 @@ fn run_statement(
                 ValueRef::Null => DbValue::Null,
                 ValueRef::Integer(v) => DbValue::Integer(v),
                 ValueRef::Real(v) => DbValue::Real(v),
-                ValueRef::Text(t) => DbValue::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Text(t) => DbValue::Text(utf8_text(t)),
                 ValueRef::Blob(b) => DbValue::Blob(b.to_vec()),
             });
         }
@@ -620,6 +630,20 @@ mod tests {
         ] {
             assert_eq!(p(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_reads_with_replacement_characters() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let result =
+            execute_blocking(&conn, "SELECT 'héllo', CAST(X'61FF62' AS TEXT)", &[]).unwrap();
+        assert_eq!(
+            result.rows,
+            vec![vec![
+                DbValue::Text("héllo".into()),
+                DbValue::Text("a\u{FFFD}b".into())
+            ]]
+        );
     }
 
     #[test]

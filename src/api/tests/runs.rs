@@ -16,7 +16,7 @@ fn state_changes(app: &App, run: &Json) -> Vec<Json> {
         )
         .unwrap()
         .iter()
-        .map(|r| serde_json::from_str(&r.text(0).unwrap()).unwrap())
+        .map(|mut r| serde_json::from_str(&r.text(0).unwrap()).unwrap())
         .collect()
 }
 
