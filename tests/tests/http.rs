@@ -184,6 +184,35 @@ async fn the_sse_stream_sends_events_as_they_happen() {
 }
 
 #[tokio::test]
+async fn the_sse_stream_keeps_alive_and_ends_itself_as_spin_toml_says() {
+    // The variables spin.toml declares for the events component, set as a deployment
+    // would (SPIN_VARIABLE_SSE_MAX_SECONDS, …).
+    let app = TestApp::start_with(|c| {
+        c.variables.insert("sse_max_seconds".into(), "2".into());
+        c.variables.insert("sse_keepalive_seconds".into(), "1".into());
+    })
+    .await;
+    let started = Instant::now();
+    let mut stream = app.get("/api/events/stream").await;
+    assert_eq!(stream.status(), 200);
+    let mut text = String::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+        .await
+        .expect("the stream ends within its limit")
+        .unwrap()
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let lasted = started.elapsed();
+    assert!(text.starts_with("retry: 1000\n"), "{text}");
+    assert!(text.contains(": keep-alive"), "{text}");
+    assert!(
+        lasted >= Duration::from_millis(1900) && lasted < Duration::from_secs(8),
+        "ended after {lasted:?}"
+    );
+}
+
+#[tokio::test]
 async fn every_error_class_has_its_status_and_code() {
     let app = TestApp::start_with(|c| {
         c.variables.insert("max_body_bytes".into(), "1024".into());
