@@ -359,6 +359,8 @@ fn the_sample_lists_every_variable_with_its_default() {
         ("SQLITE_POOL_SIZE", "16"),
         ("SQLITE_SYNCHRONOUS", "normal"),
         ("HEARTBEAT_SECS", "30"),
+        ("SPIN_VARIABLE_SSE_MAX_SECONDS", "50"),
+        ("SPIN_VARIABLE_SSE_KEEPALIVE_SECONDS", "15"),
         ("RUST_LOG", "info"),
     ]
     .into();
