@@ -189,7 +189,8 @@ async fn the_sse_stream_keeps_alive_and_ends_itself_as_spin_toml_says() {
     // would (SPIN_VARIABLE_SSE_MAX_SECONDS, …).
     let app = TestApp::start_with(|c| {
         c.variables.insert("sse_max_seconds".into(), "2".into());
-        c.variables.insert("sse_keepalive_seconds".into(), "1".into());
+        c.variables
+            .insert("sse_keepalive_seconds".into(), "1".into());
     })
     .await;
     let started = Instant::now();
