@@ -28,6 +28,9 @@ const MAX_MEMORY_SIZE: usize = 256 << 20;
 /// slots, of x86-64's 128 TiB).
 const MEMORY_RESERVATION: u64 = 4 << 30;
 
+/// Stack of each guest fiber: the guest's wasm stack plus the host calls it makes.
+const ASYNC_STACK_SIZE: usize = 8 << 20;
+
 /// Bytes of a linear memory slot kept mapped (and reset in place) between instances.
 const KEEP_RESIDENT_MEMORY: usize = 8 << 20;
 
@@ -79,6 +82,11 @@ pub fn engine_config(max_instances: u32) -> Config {
         .memory_reservation(MEMORY_RESERVATION)
         .memory_guard_size(32 << 20)
         .memory_reservation_for_growth(0)
+        // Host calls run on the guest's fiber stack, and SQLite statements run inline
+        // in them (see `sqlite`): leave SQLite's parser and JSON functions ample room
+        // beside the 512 KiB the guest may use (wasmtime's default is 2 MiB in all).
+        // Reserved per instance slot, touched only as used.
+        .async_stack_size(ASYNC_STACK_SIZE)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     // Spin components are wasip2 (no component-model async): skip the per-store
     // state for concurrent guests (a worker fiber per store, task bookkeeping around

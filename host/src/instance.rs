@@ -20,7 +20,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::diag::one_line;
-use crate::sqlite::{self, Databases, SqliteCtx, SqliteView};
+use crate::sqlite::{self, Databases, SqliteCtx, SqliteView, StopCheck};
 use crate::variables::{self, ComponentVariables};
 
 /// Everything one instance (one request) owns. Dropping it (with its store) drops the
@@ -177,7 +177,9 @@ impl PreparedComponent {
     /// component's environment, no network), SQLite access limited to the
     /// component's databases, and guest code that yields to the async runtime every
     /// epoch tick and traps once `deadline` has passed.
-    pub fn new_store(&self, deadline: Duration) -> Store<HostState> {
+    /// `stop_sqlite` says when a running SQLite statement must be interrupted (see
+    /// [`crate::sqlite::StopCheck`]).
+    pub fn new_store(&self, deadline: Duration, stop_sqlite: StopCheck) -> Store<HostState> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         wasi.envs(&self.environment);
@@ -186,7 +188,8 @@ impl PreparedComponent {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: DenyOutbound,
-            sqlite: SqliteCtx::new(self.databases.clone(), self.allowed_databases.clone()),
+            sqlite: SqliteCtx::new(self.databases.clone(), self.allowed_databases.clone())
+                .with_stop(stop_sqlite),
             variables: self.variables.clone(),
         };
         let mut store = Store::new(self.pre.engine(), state);

@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -251,7 +252,24 @@ async fn dispatch(
     }
 
     let deadline = app.request_deadline;
-    let mut store = component.new_store(deadline);
+    // The client's interest in the run: `interest` lives in this future until the head
+    // arrives, then in the response body. Hyper drops this future when the client
+    // disconnects before the head (a long-poll given up on), and drops the body
+    // unfinished when it leaves mid-stream (an SSE client gone): either way the run
+    // ends instead of holding its instance, thread and connections to the deadline.
+    let (interest, client_gone) = ClientInterest::new();
+    // SQLite statements run inline on the guest's thread, where the `select!` below
+    // cannot end them: the binding asks this between steps of a long statement and
+    // interrupts it once the run has to end.
+    let stop_sqlite: crate::sqlite::StopCheck = {
+        let deadline_at = Instant::now() + deadline;
+        let kill = kill.clone();
+        let gone = interest.gone_flag();
+        Arc::new(move || {
+            gone.load(Ordering::Relaxed) || *kill.borrow() || Instant::now() >= deadline_at
+        })
+    };
+    let mut store = component.new_store(deadline, stop_sqlite);
     let (head_tx, head_rx) = oneshot::channel();
     let handles = store
         .data_mut()
@@ -267,12 +285,6 @@ async fn dispatch(
     };
 
     let (outcome_tx, outcome_rx) = oneshot::channel();
-    // The client's interest in the run: `interest` lives in this future until the head
-    // arrives, then in the response body. Hyper drops this future when the client
-    // disconnects before the head (a long-poll given up on), and drops the body
-    // unfinished when it leaves mid-stream (an SSE client gone): either way the run
-    // ends instead of holding its instance, thread and connections to the deadline.
-    let (interest, client_gone) = ClientInterest::new();
     let pre = component.pre().clone();
     let task_component = id.clone();
     let deadline_at = tokio::time::Instant::now() + deadline;
@@ -310,16 +322,26 @@ async fn dispatch(
         crate::sqlite::run_marked_blocking(|| runtime.block_on(guest))
     }));
 
+    let mut interest = interest;
     let response = match head_rx.await {
-        Ok(Ok(head)) => head.map(|body| {
-            GuardedBody {
-                inner: body,
-                outcome: Some(outcome_rx),
-                interest: Some(interest.headed()),
-            }
-            .boxed_unsync()
-        }),
+        Ok(Ok(head)) => {
+            let length = head
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            head.map(|body| {
+                GuardedBody {
+                    inner: body,
+                    outcome: Some(outcome_rx),
+                    interest: Some(interest.headed(length)),
+                }
+                .boxed_unsync()
+            })
+        }
         Ok(Err(code)) => {
+            // An error instead of a response: what the run does next is its own.
+            interest.keep();
             let message = format!("component `{id}` failed to respond: {code:?}");
             json_response(HostErrorKind::Internal, &message)
         }
@@ -373,15 +395,20 @@ fn classify(e: wasmtime::Error) -> Outcome {
 }
 
 /// Ends a guest run when dropped while the client still waits on it: before the
-/// response head, or while its body is being read. Not once the body has been read to
-/// its end, and not when the body is never read (a `HEAD` request, a bodiless status):
-/// then the run goes on to its own end, as in Spin, so work a component does after
-/// sending its response is not cut short.
+/// response head, or while its body is being read. Not once the body has been sent
+/// whole (read to its end, or all of its `content-length`: hyper then stops reading),
+/// and not when the body is never read (a `HEAD` request, a bodiless status): then the
+/// run goes on to its own end, as in Spin, so work a component does after sending its
+/// response is not cut short.
 struct ClientInterest {
     gone: Option<oneshot::Sender<()>>,
+    /// Set when the client is gone, for checks that cannot await (SQLite's).
+    gone_flag: Arc<AtomicBool>,
     /// The response head is out and the body is being read.
     reading: bool,
     headed: bool,
+    /// Body bytes still to send, when the head declared a `content-length`.
+    remaining: Option<u64>,
 }
 
 impl ClientInterest {
@@ -391,8 +418,10 @@ impl ClientInterest {
         let (tx, rx) = oneshot::channel::<()>();
         let interest = ClientInterest {
             gone: Some(tx),
+            gone_flag: Arc::new(AtomicBool::new(false)),
             reading: false,
             headed: false,
+            remaining: None,
         };
         // A send means gone; the sender dropped without a send means the run keeps
         // going, so that case never resolves.
@@ -404,10 +433,30 @@ impl ClientInterest {
         (interest, gone)
     }
 
-    /// The head is out: from now on only a body dropped mid-read means gone.
-    fn headed(mut self) -> Self {
+    /// The flag set when the client is gone.
+    fn gone_flag(&self) -> Arc<AtomicBool> {
+        self.gone_flag.clone()
+    }
+
+    /// The head is out (with the body's `content-length`, if it has one): from now on
+    /// only a body dropped mid-read means gone.
+    fn headed(mut self, content_length: Option<u64>) -> Self {
         self.headed = true;
+        self.remaining = content_length;
+        if content_length == Some(0) {
+            self.keep();
+        }
         self
+    }
+
+    /// `n` more body bytes went out; all of a declared length means the body is whole.
+    fn sent(&mut self, n: usize) {
+        if let Some(remaining) = self.remaining.as_mut() {
+            *remaining = remaining.saturating_sub(n as u64);
+            if *remaining == 0 {
+                self.keep();
+            }
+        }
     }
 
     /// The run may go on whatever happens to the client.
@@ -420,6 +469,7 @@ impl Drop for ClientInterest {
     fn drop(&mut self) {
         if let Some(gone) = self.gone.take() {
             if !self.headed || self.reading {
+                self.gone_flag.store(true, Ordering::Relaxed);
                 let _ = gone.send(());
             }
         }
@@ -468,6 +518,11 @@ impl Body for GuardedBody {
             interest.reading = true;
         }
         if let Some(frame) = ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            if let (Some(interest), Ok(frame)) = (this.interest.as_mut(), &frame) {
+                if let Some(data) = frame.data_ref() {
+                    interest.sent(data.len());
+                }
+            }
             return Poll::Ready(Some(frame));
         }
         // Read to its end: the run is no longer the client's to end.

@@ -377,6 +377,39 @@ async fn a_request_the_client_gave_up_on_frees_what_it_held() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_after_a_whole_response_is_not_cut_short() {
+    let host = start(|_| {}).await;
+    host.text("/sql/setup").await;
+    // The component sends its whole reply (with content-length), then inserts.
+    let (status, body) = host.text("/sql/after-response?name=late").await;
+    assert_eq!((status, body.as_str()), (200, "sent"));
+    let waited = Instant::now();
+    while rusqlite_count(&host.db) == 0 && waited.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rusqlite_count(&host.db), 1, "the run went on to its insert");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_still_running_at_the_deadline_is_interrupted() {
+    let host = start(|c| {
+        c.sqlite_pool_size = 1;
+        c.request_deadline = Duration::from_secs(1);
+    })
+    .await;
+    let started = Instant::now();
+    let (status, body) = host.text("/sql/endless").await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "timeout");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
+    // Its connection (the only one) is back in the pool.
+    assert_eq!(host.text("/sql/open?db=default").await.1, "ok");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variables() {
     let host = start(|c| {
         c.variables.insert("GREETING".into(), "hi".into());

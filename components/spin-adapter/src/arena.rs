@@ -11,8 +11,8 @@
 //! allocator, so the arena bounds what is never reclaimed; nothing fails because of it.
 //!
 //! Single-threaded, as every wasm32-wasip2 component is; on a target with threads this
-//! would not be sound, so it is compiled for wasm32 only and otherwise defers to
-//! [`System`].
+//! would not be sound, so it is compiled for wasm32 without atomics only and otherwise
+//! defers to [`System`].
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
@@ -22,7 +22,7 @@ pub const ARENA_BYTES: usize = 4 << 20;
 /// The allocator (see the module docs).
 pub struct RequestArena;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 mod imp {
     use std::cell::{Cell, UnsafeCell};
 
@@ -83,7 +83,7 @@ mod imp {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 unsafe impl GlobalAlloc for RequestArena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match imp::ARENA.bump(layout.size(), layout.align()) {
@@ -133,7 +133,7 @@ unsafe impl GlobalAlloc for RequestArena {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", not(target_feature = "atomics"))))]
 unsafe impl GlobalAlloc for RequestArena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.

@@ -75,12 +75,33 @@ impl Databases {
 pub struct SqliteCtx {
     databases: Arc<Databases>,
     allowed: Arc<HashSet<String>>,
+    stop: Option<StopCheck>,
 }
+
+/// Whether the instance's run has to end (its deadline passed, the host is shutting
+/// down, the client left). A statement runs inline on the guest's thread, where nothing
+/// async can end it; SQLite calls this between steps of the statement (a progress
+/// handler) and interrupts it when it says so.
+pub type StopCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// SQLite virtual machine steps between two [`StopCheck`]s: about a millisecond of
+/// work at most, for a check that costs a few nanoseconds.
+const STOP_CHECK_STEPS: i32 = 10_000;
 
 impl SqliteCtx {
     /// State for an instance of a component allowed to open the labels in `allowed`.
     pub fn new(databases: Arc<Databases>, allowed: Arc<HashSet<String>>) -> Self {
-        SqliteCtx { databases, allowed }
+        SqliteCtx {
+            databases,
+            allowed,
+            stop: None,
+        }
+    }
+
+    /// Interrupt this instance's statements once `stop` says so.
+    pub fn with_stop(mut self, stop: StopCheck) -> Self {
+        self.stop = Some(stop);
+        self
     }
 }
 
@@ -336,7 +357,14 @@ impl SqliteView<'_> {
             return Ok(Err(DbError::AccessDenied));
         };
         match pool.acquire().await {
-            Ok(conn) => Ok(Ok(self.table.push(Connection { conn: Some(conn) })?)),
+            Ok(conn) => {
+                if let Some(stop) = self.ctx.stop.clone() {
+                    // Cleared when the connection goes back to the pool.
+                    conn.conn()
+                        .progress_handler(STOP_CHECK_STEPS, Some(move || stop()));
+                }
+                Ok(Ok(self.table.push(Connection { conn: Some(conn) })?))
+            }
             Err(e) => Ok(Err(DbError::Io(e.to_string()))),
         }
     }
@@ -359,6 +387,11 @@ impl SqliteView<'_> {
             }
             let result = execute_blocking(pooled.conn(), &statement, &params);
             pooled.leave_write_if_done();
+            if result.is_err() && self.ctx.stop.as_ref().is_some_and(|stop| stop()) {
+                // Interrupted because the run has to end: end it as the epoch
+                // deadline does, rather than let the guest carry on with an error.
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
             return Ok(result);
         }
         let Some(pooled) = self.table.get_mut(this)?.conn.take() else {

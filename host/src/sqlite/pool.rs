@@ -350,14 +350,18 @@ impl PooledConnection {
     /// and this connection does not hold the gate yet. Prepares the statement (through
     /// the statement cache): call it where SQLite work may block.
     pub fn needs_write_gate(&self, statement: &str) -> bool {
-        if self.gate.is_some() || starts_with_keyword(statement, "SELECT") {
+        if self.gate.is_some() {
+            return false;
+        }
+        let script = statement.trim().trim_end_matches(';').contains(';');
+        if starts_with_keyword(statement, "SELECT") && !script {
             return false;
         }
         match self.conn().prepare_cached(statement) {
             Ok(stmt) => !stmt.readonly(),
             // Several statements (a script, which may write): gate them. Anything else
             // fails again when it runs; no gate needed for that.
-            Err(_) => statement.trim().trim_end_matches(';').contains(';'),
+            Err(_) => script,
         }
     }
 
@@ -400,6 +404,8 @@ fn release(
     permit: Option<OwnedSemaphorePermit>,
     gate: Option<OwnedSemaphorePermit>,
 ) {
+    // The last user's stop check goes with it (and must not interrupt the ROLLBACK).
+    conn.progress_handler(0, None::<fn() -> bool>);
     // A guest that trapped, timed out or simply forgot to COMMIT must not leave its
     // transaction (and its write lock) to the next user of this connection.
     if !conn.is_autocommit() {
@@ -601,6 +607,7 @@ mod tests {
                 "UPDATE t SET x = 2",
                 "PRAGMA user_version = 3",
                 "CREATE TABLE u(y); INSERT INTO u VALUES (1)",
+                "SELECT 1; DELETE FROM t",
             ];
             statements
                 .iter()
@@ -613,6 +620,7 @@ mod tests {
                 || statement.starts_with("INSERT")
                 || statement.starts_with("UPDATE")
                 || statement.starts_with("CREATE")
+                || statement.contains("DELETE")
                 || statement.ends_with("= 3");
             assert_eq!(needs, writes, "{statement}");
         }
@@ -654,9 +662,19 @@ mod tests {
             .unwrap();
         assert!(b.gate.is_some());
         // A connection dropped mid-transaction gives the gate back with its rollback.
+        let b = blocking(move || {
+            b.conn().execute_batch("BEGIN IMMEDIATE").unwrap();
+            b
+        })
+        .await;
+        assert!(!b.conn().is_autocommit());
         drop(b);
-        a.enter_write().await;
+        tokio::time::timeout(Duration::from_secs(1), a.enter_write())
+            .await
+            .expect("the gate came back with the rollback");
         assert!(a.gate.is_some());
+        // And the rollback released SQLite's write lock too.
+        blocking(move || a.conn().execute_batch("BEGIN IMMEDIATE; COMMIT").unwrap()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
