@@ -399,7 +399,10 @@ async fn a_statement_still_running_at_the_deadline_is_interrupted() {
     })
     .await;
     let started = Instant::now();
-    let (status, body) = host.text("/sql/endless").await;
+    // (Bounded, so that a regression fails here instead of hanging the suite.)
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), host.text("/sql/endless"))
+        .await
+        .expect("answered: the endless statement was interrupted");
     assert_eq!(status, 504, "{body}");
     assert_eq!(json(&body)["error"]["code"], "timeout");
     let took = started.elapsed();

@@ -15,6 +15,7 @@
 pub mod pool;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -76,6 +77,8 @@ pub struct SqliteCtx {
     databases: Arc<Databases>,
     allowed: Arc<HashSet<String>>,
     stop: Option<StopCheck>,
+    /// Set when the stop check interrupted a statement of this instance.
+    interrupted: Arc<AtomicBool>,
 }
 
 /// Whether the instance's run has to end (its deadline passed, the host is shutting
@@ -85,7 +88,9 @@ pub struct SqliteCtx {
 pub type StopCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// SQLite virtual machine steps between two [`StopCheck`]s: about a millisecond of
-/// work at most, for a check that costs a few nanoseconds.
+/// work between checks for ordinary steps, for a check that costs a few nanoseconds. A
+/// single heavy step (a sort, an index build) can take longer, and SQLite does not call
+/// it at all while waiting for a lock (the busy timeout bounds that).
 const STOP_CHECK_STEPS: i32 = 10_000;
 
 impl SqliteCtx {
@@ -95,6 +100,7 @@ impl SqliteCtx {
             databases,
             allowed,
             stop: None,
+            interrupted: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -360,8 +366,17 @@ impl SqliteView<'_> {
             Ok(conn) => {
                 if let Some(stop) = self.ctx.stop.clone() {
                     // Cleared when the connection goes back to the pool.
-                    conn.conn()
-                        .progress_handler(STOP_CHECK_STEPS, Some(move || stop()));
+                    let interrupted = self.ctx.interrupted.clone();
+                    conn.conn().progress_handler(
+                        STOP_CHECK_STEPS,
+                        Some(move || {
+                            let stop = stop();
+                            if stop {
+                                interrupted.store(true, Ordering::Relaxed);
+                            }
+                            stop
+                        }),
+                    );
                 }
                 Ok(Ok(self.table.push(Connection { conn: Some(conn) })?))
             }
@@ -387,7 +402,7 @@ impl SqliteView<'_> {
             }
             let result = execute_blocking(pooled.conn(), &statement, &params);
             pooled.leave_write_if_done();
-            if result.is_err() && self.ctx.stop.as_ref().is_some_and(|stop| stop()) {
+            if result.is_err() && self.ctx.interrupted.swap(false, Ordering::Relaxed) {
                 // Interrupted because the run has to end: end it as the epoch
                 // deadline does, rather than let the guest carry on with an error.
                 return Err(wasmtime::Trap::Interrupt.into());

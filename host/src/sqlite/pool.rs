@@ -404,8 +404,11 @@ fn release(
     permit: Option<OwnedSemaphorePermit>,
     gate: Option<OwnedSemaphorePermit>,
 ) {
-    // The last user's stop check goes with it (and must not interrupt the ROLLBACK).
+    // The last user's stop check goes with it (and must not interrupt the ROLLBACK),
+    // and a busy timeout it set does not outlive it (a huge one would let a lock wait,
+    // where SQLite does not call the stop check, outlast the next user's deadline).
     conn.progress_handler(0, None::<fn() -> bool>);
+    let _ = conn.busy_timeout(pool.options.busy_timeout);
     // A guest that trapped, timed out or simply forgot to COMMIT must not leave its
     // transaction (and its write lock) to the next user of this connection.
     if !conn.is_autocommit() {
