@@ -257,12 +257,12 @@ async fn dispatch(
     // disconnects before the head (a long-poll given up on), and drops the body
     // unfinished when it leaves mid-stream (an SSE client gone): either way the run
     // ends instead of holding its instance, thread and connections to the deadline.
-    let (interest, client_gone) = ClientInterest::new();
+    let (mut interest, client_gone) = ClientInterest::new();
+    let deadline_at = Instant::now() + deadline;
     // SQLite statements run inline on the guest's thread, where the `select!` below
     // cannot end them: the binding asks this between steps of a long statement and
     // interrupts it once the run has to end.
     let stop_sqlite: crate::sqlite::StopCheck = {
-        let deadline_at = Instant::now() + deadline;
         let kill = kill.clone();
         let gone = interest.gone_flag();
         Arc::new(move || {
@@ -287,7 +287,6 @@ async fn dispatch(
     let (outcome_tx, outcome_rx) = oneshot::channel();
     let pre = component.pre().clone();
     let task_component = id.clone();
-    let deadline_at = tokio::time::Instant::now() + deadline;
     let guest = async move {
         let run = async {
             let proxy = pre.instantiate_async(&mut store).await?;
@@ -297,7 +296,7 @@ async fn dispatch(
                 .await
         };
         let outcome = tokio::select! {
-            result = tokio::time::timeout_at(deadline_at, run) => match result {
+            result = tokio::time::timeout_at(deadline_at.into(), run) => match result {
                 Ok(Ok(())) => Outcome::Ok,
                 Ok(Err(e)) => classify(e),
                 Err(_) => Outcome::Timeout,
@@ -322,7 +321,6 @@ async fn dispatch(
         crate::sqlite::run_marked_blocking(|| runtime.block_on(guest))
     }));
 
-    let mut interest = interest;
     let response = match head_rx.await {
         Ok(Ok(head)) => {
             let length = head
