@@ -48,8 +48,9 @@ pub fn migrate<D: Database>(db: &D) -> Result<i64, DbError> {
         return Err(schema_too_new(version, latest));
     }
     // journal_mode cannot change inside a transaction; it is persistent, so once suffices.
-    // An in-memory database answers "memory" and stays so, which is fine.
-    db.execute("PRAGMA journal_mode = WAL", &[])?;
+    // An in-memory database answers "memory" and stays so, which is fine. A libSQL server
+    // keeps its own log and its client refuses the pragma: best-effort (see db::pragmas).
+    crate::db::pragmas::best_effort(db, "PRAGMA journal_mode = WAL")?;
     db.execute("BEGIN IMMEDIATE", &[])?;
     match apply_missing(db, latest) {
         Ok(version) => {

@@ -9,6 +9,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+pub mod pragmas;
 mod row;
 mod sql_split;
 
@@ -95,6 +96,9 @@ pub enum DbErrorKind {
     ForeignKey,
     /// A CHECK or NOT NULL constraint failed.
     Check,
+    /// The backend does not support the statement at all (libSQL's client refuses some
+    /// pragmas this way); see [`pragmas`] for which statements may be skipped.
+    Unsupported,
     /// Anything else: a bug in our SQL, a type mismatch, an I/O error.
     Other,
 }
@@ -132,6 +136,11 @@ impl DbError {
             || message.contains("pool exhausted")
         {
             DbErrorKind::Busy
+        } else if message
+            .to_ascii_lowercase()
+            .contains("unsupported statement")
+        {
+            DbErrorKind::Unsupported
         } else {
             DbErrorKind::Other
         };
@@ -159,17 +168,11 @@ pub trait Connector {
     fn connect(&self) -> Result<Self::Db, DbError>;
 }
 
-/// Per-connection settings every connection needs and Spin's own host does not set:
-/// foreign keys (off by default in SQLite) and a busy timeout (0 by default, which turns
-/// any concurrent write into an immediate `database is locked`).
-pub const CONNECTION_PRAGMAS: &[&str] = &["PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"];
-
-/// Connect, apply [`CONNECTION_PRAGMAS`] and bring the schema up to date.
+/// Connect, apply the connection pragmas ([`pragmas`]: foreign keys always, the busy
+/// timeout where the backend supports it) and bring the schema up to date.
 pub fn open<C: Connector>(connector: &C) -> Result<C::Db, DbError> {
     let db = connector.connect()?;
-    for pragma in CONNECTION_PRAGMAS {
-        db.execute(pragma, &[])?;
-    }
+    pragmas::apply_connection_pragmas(&db)?;
     crate::migrations::migrate(&db)?;
     Ok(db)
 }

@@ -47,10 +47,7 @@ impl NativeDatabase {
     }
 
     fn configure(&self) -> Result<(), DbError> {
-        for pragma in super::CONNECTION_PRAGMAS {
-            self.execute(pragma, &[])?;
-        }
-        Ok(())
+        super::pragmas::apply_connection_pragmas(self)
     }
 }
 
