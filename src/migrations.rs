@@ -19,11 +19,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. The files in `migrations/` are the single source of schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_run_display_fields",
+        sql: include_str!("../migrations/0002_run_display_fields.sql"),
+    },
+];
 
 /// The schema version this build expects.
 pub fn latest_version() -> i64 {

@@ -2,7 +2,7 @@
 
 use super::{created, not_found, path_id, Input};
 use crate::db::Database;
-use crate::domain::{Page, RunStatus};
+use crate::domain::{time::parse_rfc3339, Page, RunStatus};
 use crate::error::ApiError;
 use crate::http::{Field, Response};
 use crate::store::runs::{self as store, NewRun, RunChanges, RunFilter};
@@ -20,6 +20,17 @@ pub fn list<D: Database>(
         status: q.enum_filter("status", RunStatus::parse, RunStatus::list)?,
         session_id: q.text_filter("session_id")?,
         orchestrator_agent_id: q.id_filter("orchestrator_agent_id")?,
+        // An empty search box searches for nothing in particular: all runs.
+        q: q.get("q").filter(|text| !text.is_empty()).map(str::to_owned),
+        since: match q.get("since") {
+            None => None,
+            Some(raw) => Some(parse_rfc3339(raw).ok_or_else(|| {
+                ApiError::bad_query(
+                    "since",
+                    format!("since must be an RFC 3339 time such as 2026-11-25T16:37:48.123Z (got {raw:?})"),
+                )
+            })?),
+        },
     };
     let page = Page::parse(q.get("limit"), q.get("offset"))?;
     Ok(Response::json(200, &store::list(&open()?, &filter, page)?))

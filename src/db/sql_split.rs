@@ -2,8 +2,9 @@
 //! statement per call.
 
 /// Split SQL text on `;` outside string literals, quoted identifiers and comments.
-/// Empty statements (and comment-only ones) are dropped. Triggers (`BEGIN … END;`) are not
-/// supported: the migrations don't use them.
+/// Empty statements (and comment-only ones) are dropped. A `CREATE TRIGGER` runs to the
+/// `;` that follows its closing `END` (the `;`s of its body stay inside it), so a
+/// statement in a trigger body must not itself end with a `CASE … END`.
 pub fn split_statements(sql: &str) -> Vec<String> {
     let mut statements = Vec::new();
     let mut current = String::new();
@@ -30,6 +31,7 @@ pub fn split_statements(sql: &str) -> Vec<String> {
                     }
                 }
             }
+            ';' if is_open_trigger(&current) => current.push(c),
             ';' => {
                 if has_code {
                     statements.push(current.trim().to_owned());
@@ -51,6 +53,24 @@ pub fn split_statements(sql: &str) -> Vec<String> {
     statements
 }
 
+/// Whether `statement` (so far) is a `CREATE [TEMP] TRIGGER` whose body has not ended.
+fn is_open_trigger(statement: &str) -> bool {
+    let mut words = statement.split_whitespace().map(str::to_ascii_uppercase);
+    if words.next().as_deref() != Some("CREATE") {
+        return false;
+    }
+    let is_trigger = match words.next().as_deref() {
+        Some("TRIGGER") => true,
+        Some("TEMP" | "TEMPORARY") => words.next().as_deref() == Some("TRIGGER"),
+        _ => false,
+    };
+    let ended = statement
+        .split_whitespace()
+        .last()
+        .is_some_and(|w| w.eq_ignore_ascii_case("END"));
+    is_trigger && !ended
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_statements;
@@ -63,6 +83,19 @@ mod tests {
             vec![
                 "CREATE TABLE t (x TEXT CHECK (x <> ';'))".to_owned(),
                 "INSERT INTO t VALUES ('a;b')".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_trigger_is_one_statement_up_to_its_end() {
+        let sql = "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  UPDATE b SET x = 1;\n  UPDATE c SET y = ';';\nEND;\ncreate temp trigger u after delete on a begin delete from b; end;\nSELECT 1;";
+        assert_eq!(
+            split_statements(sql),
+            vec![
+                "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  UPDATE b SET x = 1;\n  UPDATE c SET y = ';';\nEND".to_owned(),
+                "create temp trigger u after delete on a begin delete from b; end".to_owned(),
+                "SELECT 1".to_owned(),
             ]
         );
     }

@@ -59,7 +59,9 @@ pub struct DefinitionChanges {
 
 fn duplicate_name(err: DbError, name: &str) -> ApiError {
     if err.kind == DbErrorKind::Unique {
+        // The field lets a form put the message next to the name input.
         ApiError::conflict(format!("an agent named {name:?} already exists"))
+            .with_details(serde_json::json!({ "field": "name" }))
     } else {
         err.into()
     }

@@ -70,6 +70,11 @@ impl Update {
         self.sets.is_empty()
     }
 
+    /// The parameters bound so far, for binding more in the `RETURNING` columns.
+    pub fn params(&mut self) -> &mut Vec<Value> {
+        &mut self.params
+    }
+
     /// Run it against `table`, returning `columns` of the updated row (none if the id is
     /// unknown).
     pub fn execute<D: Database>(self, db: &D, table: &str, columns: &str) -> Result<Rows, DbError> {

@@ -1,9 +1,10 @@
-//! `prompts`: one LLM call of a run. A change to a prompt's cost rolls up into its run's
-//! `cost_usd` in the same transaction.
+//! `prompts`: one LLM call of a run. A change to a prompt's cost or tokens rolls up into
+//! its run's `cost_usd` and token sums in the same transaction (by the triggers of
+//! migration 0002, so rows other programs write roll up too).
 
 use serde::Serialize;
 
-use super::{bind, exists, runs, status_change, stored_status, Update};
+use super::{bind, exists, status_change, stored_status, Update};
 use crate::db::{write_transaction, Database, DbError, Row};
 use crate::domain::{time::now_rfc3339, Id, Page, PromptStatus, PromptType};
 use crate::error::ApiError;
@@ -179,10 +180,9 @@ pub fn update<D: Database>(
         if update.is_empty() {
             return Ok(Some(current));
         }
+        // The run's cost_usd, token sums and last_activity_at follow in this statement's
+        // transaction: migration 0002's triggers roll them up for every writer.
         let prompt = super::returned(update.execute(db, "prompts", COLUMNS)?, from_row)?;
-        if changes.cost_usd.is_some() {
-            runs::roll_up_cost(db, &prompt.agent_id)?;
-        }
         Ok(Some(prompt))
     })
 }

@@ -1,11 +1,15 @@
 //! `agents`: runtime agents ("runs"), and the `state_change` log row each status change
 //! writes in the same transaction (the live feed is made of those rows).
+//!
+//! A run carries its definition's name and type (joined at read time) and its token sums
+//! and latest activity (kept on the row by the triggers of migration 0002, in the
+//! transaction of each prompt or log write, whoever the writer).
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{bind, exists, status_change, stored_status, Update};
-use crate::db::{write_transaction, Database, DbError, Row};
+use super::{bind, status_change, stored_status, Update};
+use crate::db::{write_transaction, Database, DbError, Row, Value};
 use crate::domain::{time::now_rfc3339, Id, Page, RunStatus};
 use crate::error::ApiError;
 
@@ -14,6 +18,10 @@ use crate::error::ApiError;
 pub struct Run {
     pub id: String,
     pub orchestrator_agent_id: String,
+    /// The definition's name and type as they are now (`null` only for a row a direct
+    /// writer left without its definition, foreign keys off).
+    pub agent_name: Option<String>,
+    pub agent_type: Option<String>,
     pub session_id: String,
     pub parent_agent_id: Option<String>,
     pub status: String,
@@ -22,12 +30,26 @@ pub struct Run {
     pub started_at: String,
     pub completed_at: Option<String>,
     pub cost_usd: f64,
+    /// Sums over the run's prompts, kept with `cost_usd`.
+    pub tokens_input: i64,
+    pub tokens_output: i64,
     pub error_message: Option<String>,
+    /// The newest of the run's own change, its prompts' and its logs' times.
+    pub last_activity_at: String,
 }
 
-pub(crate) const COLUMNS: &str = "id, orchestrator_agent_id, session_id, parent_agent_id, status, \
-     context, config, started_at, completed_at, cost_usd, error_message";
+/// The run's own columns, as `RETURNING` gives them (unqualified).
+const COLUMNS: &str = "id, orchestrator_agent_id, session_id, parent_agent_id, status, \
+     context, config, started_at, completed_at, cost_usd, tokens_input, tokens_output, \
+     error_message, COALESCE(last_activity_at, started_at)";
 
+/// A run with its definition's name and type: `{SELECT} WHERE …` over `agents a`.
+const SELECT: &str = "SELECT a.id, a.orchestrator_agent_id, a.session_id, a.parent_agent_id, \
+     a.status, a.context, a.config, a.started_at, a.completed_at, a.cost_usd, a.tokens_input, \
+     a.tokens_output, a.error_message, COALESCE(a.last_activity_at, a.started_at), d.name, \
+     d.agent_type FROM agents a LEFT JOIN orchestrator_agents d ON d.id = a.orchestrator_agent_id";
+
+/// A run row: [`COLUMNS`], then the definition's name and type.
 pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
     Ok(Run {
         id: row.text(0)?,
@@ -40,8 +62,22 @@ pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
         started_at: row.text(7)?,
         completed_at: row.opt_text(8)?,
         cost_usd: row.real(9)?,
-        error_message: row.opt_text(10)?,
+        tokens_input: row.int(10)?,
+        tokens_output: row.int(11)?,
+        error_message: row.opt_text(12)?,
+        last_activity_at: row.text(13)?,
+        agent_name: row.opt_text(14)?,
+        agent_type: row.opt_text(15)?,
     })
+}
+
+/// What a write returns for [`from_row`]: `{COLUMNS}, ?n, ?m`. A `RETURNING` clause cannot
+/// join, so the definition's name and type, read earlier in the same transaction (where
+/// they cannot change), are bound back as parameters.
+fn returning(params: &mut Vec<Value>, name: Option<&str>, agent_type: Option<&str>) -> String {
+    let name = bind(params, name);
+    let agent_type = bind(params, agent_type);
+    format!("{COLUMNS}, {name}, {agent_type}")
 }
 
 /// Filters of `GET /api/runtime/agents`.
@@ -50,6 +86,10 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub session_id: Option<String>,
     pub orchestrator_agent_id: Option<Id>,
+    /// A case-insensitive substring of the definition's name or the session id.
+    pub q: Option<String>,
+    /// Runs whose `last_activity_at` is at or after this time (the API's time format).
+    pub since: Option<String>,
 }
 
 /// A validated new run. `context` and `config` are JSON objects' text.
@@ -74,18 +114,32 @@ pub fn list<D: Database>(db: &D, filter: &RunFilter, page: Page) -> Result<Vec<R
     let mut params = Vec::new();
     let mut conditions = Vec::new();
     if let Some(status) = filter.status {
-        conditions.push(format!("status = {}", bind(&mut params, status.as_str())));
+        conditions.push(format!("a.status = {}", bind(&mut params, status.as_str())));
     }
     if let Some(session) = &filter.session_id {
         conditions.push(format!(
-            "session_id = {}",
+            "a.session_id = {}",
             bind(&mut params, session.as_str())
         ));
     }
     if let Some(def) = &filter.orchestrator_agent_id {
         conditions.push(format!(
-            "orchestrator_agent_id = {}",
+            "a.orchestrator_agent_id = {}",
             bind(&mut params, def)
+        ));
+    }
+    if let Some(q) = &filter.q {
+        // LIKE is case-insensitive for ASCII letters; the text's own `%`, `_` and `\` are
+        // escaped so they match themselves.
+        let pattern = bind(&mut params, format!("%{}%", escape_like(q)));
+        conditions.push(format!(
+            "(d.name LIKE {pattern} ESCAPE '\\' OR a.session_id LIKE {pattern} ESCAPE '\\')"
+        ));
+    }
+    if let Some(since) = &filter.since {
+        conditions.push(format!(
+            "COALESCE(a.last_activity_at, a.started_at) >= {}",
+            bind(&mut params, since.as_str())
         ));
     }
     let filter = if conditions.is_empty() {
@@ -96,14 +150,34 @@ pub fn list<D: Database>(db: &D, filter: &RunFilter, page: Page) -> Result<Vec<R
     let limit = bind(&mut params, page.limit);
     let offset = bind(&mut params, page.offset);
     let sql = format!(
-        "SELECT {COLUMNS} FROM agents {filter} \
-         ORDER BY started_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
+        "{SELECT} {filter} ORDER BY a.started_at DESC, a.id DESC LIMIT {limit} OFFSET {offset}"
     );
     db.execute(&sql, &params)?.iter().map(from_row).collect()
 }
 
+/// `text` with LIKE's wildcards (and the escape character itself) escaped by `\`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Every run of a session, newest first (the session's detail).
+pub fn of_session<D: Database>(db: &D, session_id: &str) -> Result<Vec<Run>, DbError> {
+    let sql = format!("{SELECT} WHERE a.session_id = ?1 ORDER BY a.started_at DESC, a.id DESC");
+    db.execute(&sql, &[session_id.into()])?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
 pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Run>, DbError> {
-    let sql = format!("SELECT {COLUMNS} FROM agents WHERE id = ?1");
+    let sql = format!("{SELECT} WHERE a.id = ?1");
     db.execute(&sql, &[id.into()])?
         .first()
         .map(from_row)
@@ -113,9 +187,8 @@ pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Run>, DbError> {
 /// The runs that are not final, newest first (the feed's snapshot).
 pub fn active<D: Database>(db: &D) -> Result<Vec<Run>, DbError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM agents \
-         WHERE status IN ('initializing', 'planning', 'executing', 'reviewing') \
-         ORDER BY started_at DESC, id DESC"
+        "{SELECT} WHERE a.status IN ('initializing', 'planning', 'executing', 'reviewing') \
+         ORDER BY a.started_at DESC, a.id DESC"
     );
     db.execute(&sql, &[])?.iter().map(from_row).collect()
 }
@@ -124,11 +197,11 @@ pub fn active<D: Database>(db: &D) -> Result<Vec<Run>, DbError> {
 /// A definition or parent that does not exist is a 422 naming the field.
 pub fn create<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
     write_transaction(db, |db| {
-        if !exists(
-            db,
-            "orchestrator_agents",
-            new.orchestrator_agent_id.as_str(),
-        )? {
+        let mut definition = db.execute(
+            "SELECT name, agent_type FROM orchestrator_agents WHERE id = ?1",
+            &[(&new.orchestrator_agent_id).into()],
+        )?;
+        let Some(mut definition) = definition.first() else {
             return Err(ApiError::validation(
                 "orchestrator_agent_id",
                 format!(
@@ -136,31 +209,37 @@ pub fn create<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
                     new.orchestrator_agent_id
                 ),
             ));
-        }
+        };
+        let (name, agent_type) = (definition.text(0)?, definition.text(1)?);
         if let Some(parent) = &new.parent_agent_id {
-            if !exists(db, "agents", parent.as_str())? {
+            if !super::exists(db, "agents", parent.as_str())? {
                 return Err(ApiError::validation(
                     "parent_agent_id",
                     format!("parent_agent_id {parent} does not exist"),
                 ));
             }
         }
-        let sql = format!(
-            "INSERT INTO agents (id, orchestrator_agent_id, session_id, parent_agent_id, status, \
-             context, config, started_at, cost_usd) \
-             VALUES (?1, ?2, ?3, ?4, 'initializing', ?5, ?6, ?7, 0) RETURNING {COLUMNS}"
-        );
-        let params = [
+        // One time for the start, the activity and the first state_change row, so the run
+        // the feed carries is the run a GET returns.
+        let now = now_rfc3339();
+        let mut params = vec![
             Id::new_v4().into(),
             new.orchestrator_agent_id.into(),
             new.session_id.into(),
             new.parent_agent_id.into(),
             new.context.into(),
             new.config.into(),
-            now_rfc3339().into(),
+            now.as_str().into(),
         ];
+        let returning = returning(&mut params, Some(&name), Some(&agent_type));
+        let sql = format!(
+            "INSERT INTO agents (id, orchestrator_agent_id, session_id, parent_agent_id, status, \
+             context, config, started_at, last_activity_at, cost_usd, tokens_input, \
+             tokens_output) VALUES (?1, ?2, ?3, ?4, 'initializing', ?5, ?6, ?7, ?7, 0, 0, 0) \
+             RETURNING {returning}"
+        );
         let run = super::returned(db.execute(&sql, &params)?, from_row)?;
-        record_state_change(db, None, &run)?;
+        record_state_change(db, None, &run, &now)?;
         Ok(run)
     })
 }
@@ -179,11 +258,12 @@ pub fn update<D: Database>(db: &D, id: &Id, changes: RunChanges) -> Result<Optio
             changes.status,
             RunStatus::can_move_to,
         )?;
+        let now = now_rfc3339();
         let mut update = Update::of(id);
         if let Some(next) = moving_to {
             update.set("status", next.as_str());
             if next.is_final() {
-                update.set("completed_at", now_rfc3339());
+                update.set("completed_at", now.as_str());
             }
         }
         update.set_if("error_message", changes.error_message);
@@ -191,9 +271,16 @@ pub fn update<D: Database>(db: &D, id: &Id, changes: RunChanges) -> Result<Optio
         if update.is_empty() {
             return Ok(Some(current));
         }
-        let run = super::returned(update.execute(db, "agents", COLUMNS)?, from_row)?;
+        // Any change of the run is activity; its state_change row gets the same time.
+        update.set("last_activity_at", now.as_str());
+        let returning = returning(
+            update.params(),
+            current.agent_name.as_deref(),
+            current.agent_type.as_deref(),
+        );
+        let run = super::returned(update.execute(db, "agents", &returning)?, from_row)?;
         if moving_to.is_some() {
-            record_state_change(db, Some(from), &run)?;
+            record_state_change(db, Some(from), &run, &now)?;
         }
         Ok(Some(run))
     })
@@ -208,17 +295,6 @@ pub fn delete<D: Database>(db: &D, id: &Id) -> Result<bool, DbError> {
     Ok(!rows.is_empty())
 }
 
-/// Set a run's `cost_usd` to the sum of its prompts' costs (called in the transaction that
-/// changed a prompt's cost).
-pub fn roll_up_cost<D: Database>(db: &D, run_id: &str) -> Result<(), DbError> {
-    db.execute(
-        "UPDATE agents SET cost_usd = \
-         (SELECT COALESCE(SUM(cost_usd), 0) FROM prompts WHERE agent_id = ?1) WHERE id = ?1",
-        &[run_id.into()],
-    )?;
-    Ok(())
-}
-
 #[derive(Serialize)]
 struct StateChange<'a> {
     from: Option<&'a str>,
@@ -227,11 +303,13 @@ struct StateChange<'a> {
 }
 
 /// Write the `state_change` row of a status change: `{"from", "to", "run"}`, `run` being
-/// the runtime agent right after the change. Its id is the event's cursor.
+/// the runtime agent right after the change. Its id is the event's cursor; its time is the
+/// change's (`now`), which is the run's `last_activity_at`.
 fn record_state_change<D: Database>(
     db: &D,
     from: Option<RunStatus>,
     run: &Run,
+    now: &str,
 ) -> Result<(), ApiError> {
     let details = serde_json::to_string(&StateChange {
         from: from.map(RunStatus::as_str),
@@ -250,7 +328,7 @@ fn record_state_change<D: Database>(
             run.id.as_str().into(),
             message.into(),
             details.into(),
-            now_rfc3339().into(),
+            now.into(),
         ],
     )?;
     Ok(())
