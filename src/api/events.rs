@@ -8,7 +8,7 @@ use super::Input;
 use crate::db::{self, Connector};
 use crate::error::ApiError;
 use crate::http::{Config, Query, Request, Response};
-use crate::store::events::{self as store, Event};
+use crate::store::events::{self as store, Event, Feed};
 
 /// How long a long-poll sleeps between checks. Each check is one indexed read on a fresh
 /// connection; no connection is held while sleeping.
@@ -43,15 +43,14 @@ impl FeedParams {
 
 /// Events after `params.after`, waiting up to `params.wait` for the first one. Sleeps
 /// between checks with no connection open (in a Spin component, `thread::sleep` is an
-/// async wait in the host, so it blocks no host thread either).
-pub fn wait_for_events<C: Connector>(
-    connector: &C,
-    params: FeedParams,
-) -> Result<Vec<Event>, ApiError> {
+/// async wait in the host, so it blocks no host thread either). Rows the feed skips (see
+/// [`store::after`]) move the cursor on while it waits, so they are read once.
+pub fn wait_for_events<C: Connector>(connector: &C, params: FeedParams) -> Result<Feed, ApiError> {
     let deadline = Instant::now() + params.wait;
     let mut first = true;
+    let mut cursor = params.after;
     loop {
-        let events = {
+        let feed = {
             // The first check migrates a fresh database; later ones only connect.
             let db = if first {
                 db::open(connector)?
@@ -59,11 +58,12 @@ pub fn wait_for_events<C: Connector>(
                 connector.connect()?
             };
             first = false;
-            store::after(&db, params.after, params.limit)?
+            store::after(&db, cursor, params.limit)?
         };
+        cursor = feed.cursor;
         let now = Instant::now();
-        if !events.is_empty() || now >= deadline {
-            return Ok(events);
+        if !feed.events.is_empty() || now >= deadline {
+            return Ok(feed);
         }
         std::thread::sleep(POLL_INTERVAL.min(deadline - now));
     }
@@ -71,8 +71,7 @@ pub fn wait_for_events<C: Connector>(
 
 pub(crate) fn poll<C: Connector>(connector: &C, input: &Input) -> Result<Response, ApiError> {
     let params = FeedParams::parse(&input.query)?;
-    let events = wait_for_events(connector, params)?;
-    let cursor = events.last().map_or(params.after, |e| e.cursor);
+    let Feed { cursor, events } = wait_for_events(connector, params)?;
     Ok(Response::json(200, &Batch { cursor, events }))
 }
 
@@ -181,15 +180,14 @@ impl<C: Connector> Iterator for EventStream<C> {
                 .connector
                 .connect()
                 .and_then(|db| store::after(&db, self.cursor, 100));
-            match events {
-                Ok(events) if !events.is_empty() => {
-                    self.cursor = events.last().map_or(self.cursor, |e| e.cursor);
+            // A busy database (an error) is retried at the next tick; the stream stays open.
+            if let Ok(feed) = events {
+                // Past skipped rows too, so they are not read again.
+                self.cursor = feed.cursor;
+                if !feed.events.is_empty() {
                     self.last_sent = now;
-                    return Some(events.iter().flat_map(sse_message).collect());
+                    return Some(feed.events.iter().flat_map(sse_message).collect());
                 }
-                Ok(_) => {}
-                // A busy database is retried at the next tick; the stream stays open.
-                Err(_) => {}
             }
             if now.duration_since(self.last_sent) >= self.keepalive {
                 self.last_sent = now;

@@ -3,6 +3,7 @@
 //! Each Spin component calls it with its own [`Group`]; tests call it with an in-memory
 //! database. There is no other implementation of any endpoint.
 
+mod admin;
 mod definitions;
 pub mod events;
 mod logs;
@@ -112,7 +113,11 @@ fn route<C: Connector + Clone>(
         );
         return Ok(Reply::Full(error_response(&err, Some(&allow))));
     }
-    let body = if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
+    // The prune's body is optional (a cron may send none).
+    let optional_body = route == Route::AdminPrune && req.body.iter().all(u8::is_ascii_whitespace);
+    let body = if optional_body {
+        None
+    } else if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
         Some(read_body(config, req)?)
     } else {
         None
@@ -132,6 +137,7 @@ fn route<C: Connector + Clone>(
         Route::OpenApi => Ok(meta::openapi()),
         Route::Events => events::poll(connector, &input),
         Route::EventsSnapshot => events::snapshot(connector),
+        Route::AdminPrune => admin::prune(connector, config, &input),
         _ => {
             let open = || db::open(connector).map_err(ApiError::from);
             match (&route, req.method.as_str()) {

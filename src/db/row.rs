@@ -1,5 +1,12 @@
-//! Typed, positional access to one row. A type mismatch is a bug in our SQL (the schema's
-//! CHECK constraints fix every column's type), so it surfaces as a `DbError` (500).
+//! Typed, positional access to one row.
+//!
+//! Readers accept every value the schema admits, not only what the API writes: other
+//! programs write the file too, and SQLite's type affinity lets a TEXT column hold a BLOB
+//! (`json_valid` even admits a BLOB of JSON text). Text columns read a BLOB as UTF-8 (lossy),
+//! times in any form SQLite understands come back in the API's RFC 3339 shape. What still
+//! cannot be read (a REAL column holding `'abc'`, which `CHECK (cost_usd >= 0)` admits since
+//! text sorts after numbers) is a `DbError` for that row; the stores skip and report it
+//! (see `store::unreadable`).
 //!
 //! Reading a text or JSON column moves its string out of the row instead of copying it
 //! (a list of 100 rows is ~800 strings; copying each doubled the allocations of a list
@@ -34,11 +41,16 @@ impl<'a> Row<'a> {
             .ok_or_else(|| DbError::new(DbErrorKind::Other, format!("column {index} out of range")))
     }
 
-    /// Move a TEXT column's string out (leaving NULL).
+    /// Move a TEXT column's string out (leaving NULL). A BLOB, which a TEXT column admits,
+    /// reads as its UTF-8 text (invalid bytes as U+FFFD).
     fn take_text(&mut self, index: usize) -> Option<String> {
         let slot = self.values.get_mut(index)?;
         match std::mem::replace(slot, Value::Null) {
             Value::Text(s) => Some(s),
+            Value::Blob(b) => Some(match String::from_utf8(b) {
+                Ok(s) => s,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            }),
             other => {
                 *slot = other;
                 None
@@ -79,13 +91,30 @@ impl<'a> Row<'a> {
     }
 
     /// A REAL column; SQLite hands back whole numbers stored in REAL columns as REAL, but
-    /// an aggregate such as `SUM` over integers is INTEGER, so both are accepted.
+    /// an aggregate such as `SUM` over integers is INTEGER, so both are accepted. An
+    /// infinity (`1e999` passes `CHECK (x >= 0)`) has no JSON form, so it is a mismatch.
     pub fn real(&self, index: usize) -> Result<f64, DbError> {
         match self.value(index)? {
-            Value::Real(n) => Ok(*n),
+            Value::Real(n) if n.is_finite() => Ok(*n),
             Value::Integer(n) => Ok(*n as f64),
             other => Err(mismatch(index, "real", other)),
         }
+    }
+
+    /// A time column in the API's shape (RFC 3339 UTC, milliseconds). Other forms SQLite
+    /// reads as times (`datetime('now')`'s `YYYY-MM-DD HH:MM:SS`, offsets, no zone) are
+    /// converted; text that is no time at all is returned as written rather than lose the
+    /// row (the README's section for direct writers says so).
+    pub fn time(&mut self, index: usize) -> Result<String, DbError> {
+        let text = self.text(index)?;
+        Ok(crate::domain::time::normalize_stored(text))
+    }
+
+    /// A nullable time column (see [`Row::time`]).
+    pub fn opt_time(&mut self, index: usize) -> Result<Option<String>, DbError> {
+        Ok(self
+            .opt_text(index)?
+            .map(crate::domain::time::normalize_stored))
     }
 
     /// A JSON-valued TEXT column, returned without re-parsing into a tree: the text was

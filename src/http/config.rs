@@ -15,6 +15,9 @@ pub struct Config {
     pub sse_max_duration: Duration,
     /// Silence after which an SSE stream sends a `: keep-alive` comment.
     pub sse_keepalive: Duration,
+    /// Days a final run (and a system log) is kept after its last activity; 0 keeps
+    /// everything (`POST /api/admin/prune` applies it).
+    pub retention_days: u32,
 }
 
 impl Default for Config {
@@ -25,6 +28,7 @@ impl Default for Config {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             sse_max_duration: Self::DEFAULT_SSE_MAX_DURATION,
             sse_keepalive: Self::DEFAULT_SSE_KEEPALIVE,
+            retention_days: crate::store::retention::DEFAULT_DAYS,
         }
     }
 }
@@ -43,7 +47,8 @@ impl Config {
     }
 
     /// Build the configuration from the Spin variables `api_token`, `cors_origins`,
-    /// `web_ui_port`, `max_body_bytes`, `sse_max_seconds` and `sse_keepalive_seconds`
+    /// `web_ui_port`, `max_body_bytes`, `sse_max_seconds`, `sse_keepalive_seconds` and
+    /// `retention_days`
     /// (`get` returns `None` or `""` for unset).
     /// A malformed value is an operator error, reported with the variable's name.
     pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
@@ -88,6 +93,8 @@ impl Config {
             max_body_bytes,
             sse_max_duration: seconds("sse_max_seconds", Self::DEFAULT_SSE_MAX_DURATION)?,
             sse_keepalive: seconds("sse_keepalive_seconds", Self::DEFAULT_SSE_KEEPALIVE)?,
+            retention_days: crate::store::retention::parse_days(get("retention_days").as_deref())
+                .map_err(|e| format!("variable {e}"))?,
         })
     }
 }
@@ -124,6 +131,17 @@ mod tests {
             ]
         );
         assert_eq!(config.api_token, None);
+    }
+
+    #[test]
+    fn retention_days_default_to_30_zero_keeps_everything_and_junk_is_refused() {
+        assert_eq!(Config::from_variables(|_| None).unwrap().retention_days, 30);
+        let zero = Config::from_variables(|n| (n == "retention_days").then(|| "0".into()));
+        assert_eq!(zero.unwrap().retention_days, 0);
+        for bad in ["-1", "ten", "1.5", "99999999"] {
+            let err = Config::from_variables(|n| (n == "retention_days").then(|| bad.into()));
+            assert!(err.unwrap_err().contains("retention_days"), "{bad}");
+        }
     }
 
     #[test]

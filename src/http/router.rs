@@ -31,6 +31,8 @@ pub enum Route {
     EventsStream,
     Health,
     OpenApi,
+    /// `POST /api/admin/prune`: retention now (served by the meta component).
+    AdminPrune,
 }
 
 impl Route {
@@ -54,6 +56,7 @@ impl Route {
             ["api", "events"] => Route::Events,
             ["api", "events", "snapshot"] => Route::EventsSnapshot,
             ["api", "events", "stream"] => Route::EventsStream,
+            ["api", "admin", "prune"] => Route::AdminPrune,
             ["health"] => Route::Health,
             ["openapi.json"] => Route::OpenApi,
             _ => return None,
@@ -71,7 +74,7 @@ impl Route {
             | Route::Logs
             | Route::Stats => Group::Runtime,
             Route::Events | Route::EventsSnapshot | Route::EventsStream => Group::Events,
-            Route::Health | Route::OpenApi => Group::Meta,
+            Route::Health | Route::OpenApi | Route::AdminPrune => Group::Meta,
         }
     }
 
@@ -82,6 +85,7 @@ impl Route {
             Route::Agent(_) => &["GET", "PUT", "DELETE"],
             Route::Run(_) => &["GET", "PATCH", "DELETE"],
             Route::Prompt(_) => &["GET", "PATCH"],
+            Route::AdminPrune => &["POST"],
             Route::Stats
             | Route::Events
             | Route::EventsSnapshot

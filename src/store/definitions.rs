@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{bind, Update};
+use super::{bind, unreadable, Update};
 use crate::db::{Database, DbError, DbErrorKind, Row, Value};
 use crate::domain::{time::now_rfc3339, AgentName, AgentType, Id, Page};
 use crate::error::ApiError;
@@ -21,6 +21,8 @@ pub struct Definition {
     pub updated_at: String,
 }
 
+const TABLE: &str = "orchestrator_agents";
+
 const COLUMNS: &str =
     "id, name, description, agent_type, capabilities, default_model, created_at, updated_at";
 
@@ -32,8 +34,8 @@ fn from_row(mut row: Row<'_>) -> Result<Definition, DbError> {
         agent_type: row.text(3)?,
         capabilities: row.json(4)?,
         default_model: row.opt_text(5)?,
-        created_at: row.text(6)?,
-        updated_at: row.text(7)?,
+        created_at: row.time(6)?,
+        updated_at: row.time(7)?,
     })
 }
 
@@ -83,15 +85,14 @@ pub fn list<D: Database>(
         "SELECT {COLUMNS} FROM orchestrator_agents {filter} \
          ORDER BY created_at, id LIMIT {limit} OFFSET {offset}"
     );
-    db.execute(&sql, &params)?.iter().map(from_row).collect()
+    let rows = db.execute(&sql, &params)?;
+    Ok(unreadable::collect(db, TABLE, 0, rows, from_row))
 }
 
 pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Definition>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM orchestrator_agents WHERE id = ?1");
-    db.execute(&sql, &[id.into()])?
-        .first()
-        .map(from_row)
-        .transpose()
+    let rows = db.execute(&sql, &[id.into()])?;
+    Ok(unreadable::collect(db, TABLE, 0, rows, from_row).pop())
 }
 
 /// Insert; a taken name is a 409.

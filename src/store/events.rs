@@ -4,7 +4,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::runs;
-use crate::db::{read_transaction, Database, DbError};
+use crate::db::{read_transaction, Database, DbError, DbErrorKind};
+use crate::domain::Id;
 use crate::error::ApiError;
 
 /// One feed event: the run as it was right after a status change.
@@ -16,28 +17,79 @@ pub struct Event {
     pub data: Box<RawValue>,
 }
 
-/// Events with a cursor greater than `after`, oldest first, at most `limit`.
-pub fn after<D: Database>(db: &D, after: i64, limit: i64) -> Result<Vec<Event>, DbError> {
-    db.execute(
-        "SELECT id, json_extract(details, '$.run') FROM agent_logs \
-         WHERE log_type = 'state_change' AND id > ?1 ORDER BY id LIMIT ?2",
-        &[after.into(), limit.into()],
-    )?
-    .iter()
-    .map(|mut row| {
-        Ok(Event {
-            cursor: row.int(0)?,
-            kind: "agent_update",
-            data: row.json(1)?,
-        })
-    })
-    .collect()
+/// What one read of the feed found: its events, and the cursor to resume from — the id
+/// of the last `state_change` row read, which is past the last event when rows at the
+/// end were skipped (so a client never reads a skipped row twice).
+#[derive(Debug, Default)]
+pub struct Feed {
+    pub cursor: i64,
+    pub events: Vec<Event>,
 }
 
-/// The newest cursor (0 when there are no events).
+/// A `state_change` row's run as the API wrote it: `details.run`, when it is an object
+/// naming the row's own run. Anything else (NULL, a scalar, an array, another shape — a
+/// direct writer's row) reads as NULL here and is resolved in Rust.
+const FEED: &str = "SELECT id, agent_id,      CASE WHEN json_type(details, '$.run') = 'object'           AND json_extract(details, '$.run.id') = agent_id      THEN json_extract(details, '$.run') END      FROM agent_logs WHERE log_type = 'state_change' AND id > ?1 ORDER BY id LIMIT ?2";
+
+/// Events with a cursor greater than `after`, oldest first, at most `limit` rows read.
+/// A row whose details are not a run is delivered with the run as it is now, or skipped
+/// if that run is gone (or unreadable); either way the cursor moves past it.
+pub fn after<D: Database>(db: &D, after: i64, limit: i64) -> Result<Feed, DbError> {
+    let mut rows = db.execute(FEED, &[after.into(), limit.into()])?;
+    let mut feed = Feed {
+        cursor: after,
+        events: Vec::with_capacity(rows.rows.len()),
+    };
+    for mut row in rows.iter() {
+        let cursor = row.int(0)?;
+        feed.cursor = cursor;
+        let data = match row.opt_text(2)? {
+            Some(run) => RawValue::from_string(run).ok(),
+            None => None,
+        };
+        let data = match data {
+            Some(data) => Some(data),
+            None => {
+                let agent_id = row.opt_text(1)?.unwrap_or_default();
+                run_now(db, &agent_id)?
+            }
+        };
+        if let Some(data) = data {
+            feed.events.push(Event {
+                cursor,
+                kind: "agent_update",
+                data,
+            });
+        }
+    }
+    Ok(feed)
+}
+
+/// The run as it is now, for an event whose row does not carry it; `None` when it is gone
+/// or its id cannot name a run.
+fn run_now<D: Database>(db: &D, agent_id: &str) -> Result<Option<Box<RawValue>>, DbError> {
+    let Some(id) = Id::parse(agent_id) else {
+        return Ok(None);
+    };
+    match runs::get(db, &id) {
+        Ok(run) => Ok(run.and_then(|run| serde_json::value::to_raw_value(&run).ok())),
+        Err(err) if matches!(err.kind, DbErrorKind::Busy | DbErrorKind::Unavailable) => Err(err),
+        // The run's own row cannot be read: that costs this event, not the feed.
+        Err(err) => {
+            super::unreadable::report(db, "agents", agent_id, &err.message);
+            Ok(None)
+        }
+    }
+}
+
+/// The newest cursor: the highest `agent_logs` id ever given out (0 when none). Ids are
+/// AUTOINCREMENT, so this never goes back, even when retention deletes the newest events;
+/// any row inserted later has a higher id.
 pub fn head<D: Database>(db: &D) -> Result<i64, DbError> {
     let mut rows = db.execute(
-        "SELECT COALESCE(MAX(id), 0) FROM agent_logs WHERE log_type = 'state_change'",
+        "SELECT MAX(\
+           COALESCE((SELECT MAX(id) FROM agent_logs WHERE log_type = 'state_change'), 0), \
+           COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'agent_logs'), 0))",
         &[],
     )?;
     rows.first().map_or(Ok(0), |row| row.int(0))

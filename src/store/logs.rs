@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::bind;
+use super::{bind, unreadable};
 use crate::db::{Database, DbError, DbErrorKind, Row, Value};
 use crate::domain::{time::now_rfc3339, Id, LogLevel, LogSource, LogType, Page};
 use crate::error::ApiError;
@@ -36,7 +36,7 @@ fn from_row(mut row: Row<'_>) -> Result<Log, DbError> {
         log_type: row.opt_text(5)?,
         message: row.text(6)?,
         details: row.opt_json(7)?,
-        created_at: row.text(8)?,
+        created_at: row.time(8)?,
     })
 }
 
@@ -116,7 +116,15 @@ pub fn list<D: Database>(db: &D, filter: &LogFilter, page: Page) -> Result<Vec<L
          LIMIT {limit} OFFSET {offset}",
         branches.join(" UNION ALL ")
     );
-    db.execute(&sql, &params)?.iter().map(from_row).collect()
+    let rows = db.execute(&sql, &params)?;
+    let locate = |row: &Row<'_>| {
+        let table = match unreadable::id_of(row, 0).as_str() {
+            "agent" => "agent_logs",
+            _ => "system_logs",
+        };
+        (table.to_owned(), unreadable::id_of(row, 1))
+    };
+    Ok(unreadable::collect_located(db, rows, locate, from_row))
 }
 
 /// Insert a log line; an agent line for an unknown run is a 422 naming `agent_id`.

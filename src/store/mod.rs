@@ -6,7 +6,9 @@ pub mod events;
 pub mod logs;
 pub mod prompts;
 pub mod runs;
+pub mod retention;
 pub mod stats;
+pub mod unreadable;
 
 use std::fmt::Display;
 

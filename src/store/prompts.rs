@@ -47,8 +47,8 @@ fn from_row(mut row: Row<'_>) -> Result<Prompt, DbError> {
         tokens_output: row.int(9)?,
         cost_usd: row.real(10)?,
         latency_ms: row.opt_int(11)?,
-        created_at: row.text(12)?,
-        completed_at: row.opt_text(13)?,
+        created_at: row.time(12)?,
+        completed_at: row.opt_time(13)?,
         error_message: row.opt_text(14)?,
     })
 }
@@ -107,15 +107,15 @@ pub fn list<D: Database>(
         "SELECT {COLUMNS} FROM prompts {filter} \
          ORDER BY created_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
     );
-    db.execute(&sql, &params)?.iter().map(from_row).collect()
+    let rows = db.execute(&sql, &params)?;
+    Ok(super::unreadable::collect(db, "prompts", 0, rows, from_row))
 }
 
 pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Prompt>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM prompts WHERE id = ?1");
-    db.execute(&sql, &[id.into()])?
-        .first()
-        .map(from_row)
-        .transpose()
+    let rows = db.execute(&sql, &[id.into()])?;
+    // An unreadable row is reported and reads as absent (see `store::unreadable`).
+    Ok(super::unreadable::collect(db, "prompts", 0, rows, from_row).pop())
 }
 
 /// Create a `pending` prompt; an unknown run is a 422 naming `agent_id`.

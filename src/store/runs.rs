@@ -59,13 +59,13 @@ pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
         status: row.text(4)?,
         context: row.json(5)?,
         config: row.json(6)?,
-        started_at: row.text(7)?,
-        completed_at: row.opt_text(8)?,
+        started_at: row.time(7)?,
+        completed_at: row.opt_time(8)?,
         cost_usd: row.real(9)?,
         tokens_input: row.int(10)?,
         tokens_output: row.int(11)?,
         error_message: row.opt_text(12)?,
-        last_activity_at: row.text(13)?,
+        last_activity_at: row.time(13)?,
         agent_name: row.opt_text(14)?,
         agent_type: row.opt_text(15)?,
     })
@@ -152,7 +152,8 @@ pub fn list<D: Database>(db: &D, filter: &RunFilter, page: Page) -> Result<Vec<R
     let sql = format!(
         "{SELECT} {filter} ORDER BY a.started_at DESC, a.id DESC LIMIT {limit} OFFSET {offset}"
     );
-    db.execute(&sql, &params)?.iter().map(from_row).collect()
+    let rows = db.execute(&sql, &params)?;
+    Ok(super::unreadable::collect(db, "agents", 0, rows, from_row))
 }
 
 /// `text` with LIKE's wildcards (and the escape character itself) escaped by `\`.
@@ -170,18 +171,15 @@ fn escape_like(text: &str) -> String {
 /// Every run of a session, newest first (the session's detail).
 pub fn of_session<D: Database>(db: &D, session_id: &str) -> Result<Vec<Run>, DbError> {
     let sql = format!("{SELECT} WHERE a.session_id = ?1 ORDER BY a.started_at DESC, a.id DESC");
-    db.execute(&sql, &[session_id.into()])?
-        .iter()
-        .map(from_row)
-        .collect()
+    let rows = db.execute(&sql, &[session_id.into()])?;
+    Ok(super::unreadable::collect(db, "agents", 0, rows, from_row))
 }
 
 pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Run>, DbError> {
     let sql = format!("{SELECT} WHERE a.id = ?1");
-    db.execute(&sql, &[id.into()])?
-        .first()
-        .map(from_row)
-        .transpose()
+    let rows = db.execute(&sql, &[id.into()])?;
+    // An unreadable row is reported and reads as absent (see `store::unreadable`).
+    Ok(super::unreadable::collect(db, "agents", 0, rows, from_row).pop())
 }
 
 /// The runs that are not final, newest first (the feed's snapshot).
@@ -190,7 +188,8 @@ pub fn active<D: Database>(db: &D) -> Result<Vec<Run>, DbError> {
         "{SELECT} WHERE a.status IN ('initializing', 'planning', 'executing', 'reviewing') \
          ORDER BY a.started_at DESC, a.id DESC"
     );
-    db.execute(&sql, &[])?.iter().map(from_row).collect()
+    let rows = db.execute(&sql, &[])?;
+    Ok(super::unreadable::collect(db, "agents", 0, rows, from_row))
 }
 
 /// Create a run in `initializing`, with its first `state_change` row, atomically.

@@ -51,8 +51,14 @@ pub fn read<D: Database>(db: &D) -> Result<Stats, ApiError> {
             PromptStatus::ALL.iter().map(|s| s.as_str()),
         )?;
         let mut totals = db.execute(
-            "SELECT COALESCE(SUM(cost_usd), 0.0), COALESCE(SUM(tokens_input), 0), \
-             COALESCE(SUM(tokens_output), 0) FROM prompts",
+            // Sums of what is a number: a direct writer's row may hold text (`'abc'`
+            // passes `CHECK (cost_usd >= 0)`) or a fraction of a token; TOTAL never
+            // overflows and `< 1e308` also leaves out an infinite cost.
+            "SELECT TOTAL(CASE WHEN cost_usd < 1e308 THEN cost_usd END), \
+             CAST(TOTAL(CASE WHEN typeof(tokens_input) = 'integer' THEN tokens_input END) \
+             AS INTEGER), \
+             CAST(TOTAL(CASE WHEN typeof(tokens_output) = 'integer' THEN tokens_output END) \
+             AS INTEGER) FROM prompts",
             &[],
         )?;
         let totals = totals
@@ -60,7 +66,7 @@ pub fn read<D: Database>(db: &D) -> Result<Stats, ApiError> {
             .ok_or_else(|| ApiError::internal("aggregate returned no row"))?;
         let by_definition = db
             .execute(
-                "SELECT d.id, d.name, count(a.id), COALESCE(SUM(a.cost_usd), 0.0) \
+                "SELECT d.id, d.name, count(a.id), TOTAL(CASE WHEN a.cost_usd < 1e308 THEN a.cost_usd END) \
                  FROM orchestrator_agents d LEFT JOIN agents a ON a.orchestrator_agent_id = d.id \
                  GROUP BY d.id ORDER BY d.created_at, d.id",
                 &[],

@@ -3,10 +3,14 @@
 
 mod cross_cutting;
 mod definitions;
+mod direct_writers;
 mod events;
 mod logs;
 mod prompts;
+mod retention;
+mod run_display;
 mod runs;
+mod sessions;
 
 use serde_json::{json, Value as Json};
 
