@@ -11,6 +11,7 @@ mod meta;
 pub mod openapi;
 mod prompts;
 mod runs;
+mod sessions;
 
 use crate::db::{self, Connector};
 use crate::domain::Id;
@@ -158,6 +159,8 @@ fn route<C: Connector + Clone>(
                 (Route::Logs, "GET") => logs::list(open, &input),
                 (Route::Logs, "POST") => logs::create(open, &input),
                 (Route::Stats, "GET") => runs::stats(open),
+                (Route::Sessions, "GET") => sessions::list(open, &input),
+                (Route::Session(id), "GET") => sessions::get(open, id),
                 _ => Err(ApiError::internal("route table and dispatch disagree")),
             }
         }

@@ -26,6 +26,9 @@ pub enum Route {
     Prompt(String),
     Logs,
     Stats,
+    Sessions,
+    /// A session id, still percent-encoded (it is free text, not a UUID).
+    Session(String),
     Events,
     EventsSnapshot,
     EventsStream,
@@ -53,6 +56,10 @@ impl Route {
             ["api", "runtime", "prompts", id] if !id.is_empty() => Route::Prompt((*id).to_owned()),
             ["api", "runtime", "logs"] => Route::Logs,
             ["api", "runtime", "stats"] => Route::Stats,
+            ["api", "runtime", "sessions"] => Route::Sessions,
+            ["api", "runtime", "sessions", id] if !id.is_empty() => {
+                Route::Session((*id).to_owned())
+            }
             ["api", "events"] => Route::Events,
             ["api", "events", "snapshot"] => Route::EventsSnapshot,
             ["api", "events", "stream"] => Route::EventsStream,
@@ -72,7 +79,9 @@ impl Route {
             | Route::Prompts
             | Route::Prompt(_)
             | Route::Logs
-            | Route::Stats => Group::Runtime,
+            | Route::Stats
+            | Route::Sessions
+            | Route::Session(_) => Group::Runtime,
             Route::Events | Route::EventsSnapshot | Route::EventsStream => Group::Events,
             Route::Health | Route::OpenApi | Route::AdminPrune => Group::Meta,
         }
@@ -87,6 +96,8 @@ impl Route {
             Route::Prompt(_) => &["GET", "PATCH"],
             Route::AdminPrune => &["POST"],
             Route::Stats
+            | Route::Sessions
+            | Route::Session(_)
             | Route::Events
             | Route::EventsSnapshot
             | Route::EventsStream
@@ -113,6 +124,14 @@ mod tests {
             Group::Runtime
         );
         assert_eq!(Route::resolve("/health").unwrap().group(), Group::Meta);
+        assert_eq!(
+            Route::resolve("/api/runtime/sessions/adw%2F1"),
+            Some(Route::Session("adw%2F1".into()))
+        );
+        assert_eq!(
+            Route::resolve("/api/runtime/sessions").unwrap().group(),
+            Group::Runtime
+        );
     }
 
     #[test]

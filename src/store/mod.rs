@@ -5,8 +5,9 @@ pub mod definitions;
 pub mod events;
 pub mod logs;
 pub mod prompts;
-pub mod runs;
 pub mod retention;
+pub mod runs;
+pub mod sessions;
 pub mod stats;
 pub mod unreadable;
 

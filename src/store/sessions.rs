@@ -1,0 +1,147 @@
+//! Sessions: the `session_id` that groups runs (one ADW, one Claude Code session). A
+//! session has no table of its own; it is an aggregate over `agents`, read in one query
+//! (the runs' cost, token sums and `last_activity_at` are kept on their rows).
+
+use serde::Serialize;
+
+use super::{bind, runs};
+use crate::db::{read_transaction, Database, DbError, Row, Value};
+use crate::domain::{Page, RunStatus};
+use crate::error::ApiError;
+
+/// One session in a response. In the detail, `runs` becomes the array of its runs (see
+/// [`SessionDetail`]).
+#[derive(Debug, Serialize)]
+pub struct Session {
+    pub session_id: String,
+    pub runs: i64,
+    pub active_runs: i64,
+    pub agents_by_status: serde_json::Map<String, serde_json::Value>,
+    pub cost_usd: f64,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    /// The first run's `started_at`.
+    pub started_at: String,
+    pub last_activity_at: String,
+}
+
+/// `GET /api/runtime/sessions/{id}`: the session's aggregate with its runs in place of the
+/// count, newest first.
+#[derive(Debug, Serialize)]
+pub struct SessionDetail {
+    pub session_id: String,
+    pub runs: Vec<runs::Run>,
+    pub active_runs: i64,
+    pub agents_by_status: serde_json::Map<String, serde_json::Value>,
+    pub cost_usd: f64,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub started_at: String,
+    pub last_activity_at: String,
+}
+
+/// Filters of `GET /api/runtime/sessions`: `active` keeps sessions with (`true`) or
+/// without (`false`) a run that is not final.
+#[derive(Debug, Default)]
+pub struct SessionFilter {
+    pub active: Option<bool>,
+}
+
+/// `SELECT … FROM agents {WHERE} GROUP BY session_id`: the aggregate columns that
+/// [`from_row`] reads. Status counts come from [`RunStatus::ALL`], so a new status cannot be
+/// forgotten here.
+fn aggregate_sql(condition: &str, having: &str, tail: &str) -> String {
+    let by_status: Vec<String> = RunStatus::ALL
+        .iter()
+        .map(|s| format!("SUM(status = '{}')", s.as_str()))
+        .collect();
+    // started_at of rows written by other programs may be in SQLite's own datetime form;
+    // normalising first keeps MIN a time order and the answer RFC 3339.
+    format!(
+        "SELECT session_id, count(*), {}, {}, \
+         COALESCE(SUM(cost_usd), 0.0), COALESCE(SUM(tokens_input), 0), \
+         COALESCE(SUM(tokens_output), 0), \
+         COALESCE(MIN(strftime('%Y-%m-%dT%H:%M:%fZ', started_at)), MIN(started_at)), \
+         MAX(COALESCE(last_activity_at, started_at)) AS newest \
+         FROM agents {condition} GROUP BY session_id {having} {tail}",
+        active_runs(),
+        by_status.join(", ")
+    )
+}
+
+/// The count of a group's runs that are not final.
+fn active_runs() -> String {
+    let not_final: Vec<String> = RunStatus::ALL
+        .iter()
+        .filter(|s| !s.is_final())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("SUM(status IN ({}))", not_final.join(", "))
+}
+
+fn from_row(mut row: Row<'_>) -> Result<Session, DbError> {
+    let statuses = RunStatus::ALL.len();
+    let mut agents_by_status = serde_json::Map::new();
+    for (i, status) in RunStatus::ALL.iter().enumerate() {
+        agents_by_status.insert(status.as_str().to_owned(), row.int(3 + i)?.into());
+    }
+    let next = 3 + statuses;
+    Ok(Session {
+        session_id: row.text(0)?,
+        runs: row.int(1)?,
+        active_runs: row.int(2)?,
+        agents_by_status,
+        cost_usd: row.real(next)?,
+        tokens_input: row.int(next + 1)?,
+        tokens_output: row.int(next + 2)?,
+        started_at: row.text(next + 3)?,
+        last_activity_at: row.text(next + 4)?,
+    })
+}
+
+/// Sessions, newest `last_activity_at` first (then session id, descending, for a stable
+/// page order).
+pub fn list<D: Database>(
+    db: &D,
+    filter: &SessionFilter,
+    page: Page,
+) -> Result<Vec<Session>, DbError> {
+    let mut params: Vec<Value> = Vec::new();
+    let having = match filter.active {
+        None => String::new(),
+        Some(true) => format!("HAVING {} > 0", active_runs()),
+        Some(false) => format!("HAVING {} = 0", active_runs()),
+    };
+    let limit = bind(&mut params, page.limit);
+    let offset = bind(&mut params, page.offset);
+    let sql = aggregate_sql(
+        "",
+        &having,
+        &format!("ORDER BY newest DESC, session_id DESC LIMIT {limit} OFFSET {offset}"),
+    );
+    db.execute(&sql, &params)?.iter().map(from_row).collect()
+}
+
+/// One session with its runs, read in one snapshot so the counts match the runs; `None`
+/// when no run has this session id.
+pub fn get<D: Database>(db: &D, session_id: &str) -> Result<Option<SessionDetail>, ApiError> {
+    read_transaction(db, |db| {
+        let sql = aggregate_sql("WHERE session_id = ?1", "", "");
+        let mut rows = db.execute(&sql, &[session_id.into()])?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let session = from_row(row)?;
+        Ok(Some(SessionDetail {
+            runs: runs::of_session(db, session_id)?,
+            session_id: session.session_id,
+            active_runs: session.active_runs,
+            agents_by_status: session.agents_by_status,
+            cost_usd: session.cost_usd,
+            tokens_input: session.tokens_input,
+            tokens_output: session.tokens_output,
+            started_at: session.started_at,
+            last_activity_at: session.last_activity_at,
+        }))
+    })
+}
