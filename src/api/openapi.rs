@@ -125,7 +125,7 @@ pub fn document() -> Json {
         );
     }
 
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Agent orchestrator API",
@@ -155,7 +155,9 @@ pub fn document() -> Json {
                 "get": operation("List runtime agents (newest first)", with_page(vec![
                         query("status", "Filter", run_status.clone()),
                         query("session_id", "Filter", json!({ "type": "string" })),
-                        query("orchestrator_agent_id", "Filter", uuid.clone())]), None,
+                        query("orchestrator_agent_id", "Filter", uuid.clone()),
+                        query("q", "Case-insensitive (ASCII) substring of the definition's name or the session id; % and _ match themselves; empty means no filter", json!({ "type": "string" })),
+                        query("since", "RFC 3339 time: runs whose last_activity_at is at or after it (400 if unparseable)", time.clone())]), None,
                     common(vec![ok("200", "Runs", list_of("Run"))], &[400, 401])),
                 "post": operation("Start a runtime agent (status initializing)", vec![], Some("RunInput"),
                     common(vec![ok("201", "Created; Location header set", schema_ref("Run"))], &[400, 401, 413, 415, 422])),
@@ -232,7 +234,12 @@ pub fn document() -> Json {
                 "Run": { "type": "object", "properties": {
                     "id": uuid, "orchestrator_agent_id": uuid, "session_id": { "type": "string" }, "parent_agent_id": nullable("string"),
                     "status": run_status, "context": object, "config": object, "started_at": time,
-                    "completed_at": nullable("string"), "cost_usd": { "type": "number" }, "error_message": nullable("string") } },
+                    "completed_at": nullable("string"), "cost_usd": { "type": "number" }, "error_message": nullable("string"),
+                    "agent_name": { "type": ["string", "null"], "description": "The definition's name at read time (the feed: at the change)" },
+                    "agent_type": { "type": ["string", "null"], "description": "The definition's agent_type at read time (the feed: at the change)" },
+                    "tokens_input": { "type": "integer", "description": "Sum over its prompts, kept with cost_usd" },
+                    "tokens_output": { "type": "integer", "description": "Sum over its prompts, kept with cost_usd" },
+                    "last_activity_at": { "type": "string", "format": "date-time", "description": "Newest of its own change, its prompts' and its logs' times" } } },
                 "RunInput": { "type": "object", "additionalProperties": false, "required": ["orchestrator_agent_id", "session_id"], "properties": {
                     "orchestrator_agent_id": uuid, "session_id": { "type": "string", "minLength": 1 }, "parent_agent_id": nullable("string"),
                     "context": { "type": ["object", "null"] }, "config": { "type": ["object", "null"] } } },
@@ -269,5 +276,58 @@ pub fn document() -> Json {
                 "Snapshot": { "type": "object", "properties": { "cursor": { "type": "integer" }, "data": list_of("Run") } }
             }
         }
-    })
+    });
+    add_sessions(&mut doc, &run_status, &time);
+    doc
+}
+
+/// The sessions routes and schemas (version 2), added to `doc`.
+fn add_sessions(doc: &mut Json, run_status: &Json, time: &Json) {
+    let status_counts = json!({ "type": "object", "description": "Every run status, zero included",
+        "propertyNames": run_status, "additionalProperties": { "type": "integer" } });
+    let common = |mut fields: serde_json::Map<String, Json>| {
+        for (k, v) in [
+            ("session_id", json!({ "type": "string" })),
+            (
+                "active_runs",
+                json!({ "type": "integer", "description": "Runs not final" }),
+            ),
+            ("agents_by_status", status_counts.clone()),
+            ("cost_usd", json!({ "type": "number" })),
+            ("tokens_input", json!({ "type": "integer" })),
+            ("tokens_output", json!({ "type": "integer" })),
+            (
+                "started_at",
+                json!({ "type": "string", "format": "date-time", "description": "The first run's" }),
+            ),
+            ("last_activity_at", time.clone()),
+        ] {
+            fields.insert(k.to_owned(), v);
+        }
+        json!({ "type": "object", "properties": fields })
+    };
+    let mut count = serde_json::Map::new();
+    count.insert(
+        "runs".into(),
+        json!({ "type": "integer", "description": "How many runs" }),
+    );
+    let mut array = serde_json::Map::new();
+    array.insert("runs".into(), json!({ "type": "array", "items": schema_ref("Run"), "description": "Its runs, newest first" }));
+    doc["components"]["schemas"]["Session"] = common(count);
+    doc["components"]["schemas"]["SessionDetail"] = common(array);
+    let session_id = json!({ "name": "session_id", "in": "path", "required": true,
+        "description": "Percent-encoded", "schema": { "type": "string" } });
+    let with_errors = |mut v: Vec<(String, Json)>, codes: &[u16]| {
+        v.extend(codes.iter().map(|c| error(*c)));
+        v
+    };
+    doc["paths"]["/api/runtime/sessions"] = json!({ "get": operation(
+        "Sessions (runs grouped by session_id), newest last_activity_at first",
+        with_page(vec![query("active", "true: has a run that is not final; false: has none", json!({ "type": "boolean" }))]),
+        None,
+        with_errors(vec![ok("200", "Sessions", list_of("Session"))], &[400, 401])) });
+    doc["paths"]["/api/runtime/sessions/{session_id}"] = json!({ "get": operation(
+        "One session with its runs (404 when no run has this session id)",
+        vec![session_id], None,
+        with_errors(vec![ok("200", "Session", schema_ref("SessionDetail"))], &[401, 404])) });
 }

@@ -153,3 +153,36 @@ fn no_runs_means_no_sessions() {
     let app = App::new();
     assert_eq!(app.get("/api/runtime/sessions").json_body(), json!([]));
 }
+
+#[test]
+fn openapi_describes_sessions_the_run_display_fields_and_the_new_filters() {
+    let doc = App::new().get("/openapi.json").json_body();
+    assert!(doc["paths"]["/api/runtime/sessions"]["get"].is_object());
+    assert!(doc["paths"]["/api/runtime/sessions/{session_id}"]["get"].is_object());
+    let run = &doc["components"]["schemas"]["Run"]["properties"];
+    for field in [
+        "agent_name",
+        "agent_type",
+        "tokens_input",
+        "tokens_output",
+        "last_activity_at",
+    ] {
+        assert!(run[field].is_object(), "Run lacks {field}");
+    }
+    let params: Vec<&str> = doc["paths"]["/api/runtime/agents"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        params.contains(&"q") && params.contains(&"since"),
+        "{params:?}"
+    );
+    let session = &doc["components"]["schemas"]["SessionDetail"]["properties"];
+    assert_eq!(session["runs"]["type"], "array");
+    assert_eq!(
+        doc["components"]["schemas"]["Session"]["properties"]["runs"]["type"],
+        "integer"
+    );
+}
