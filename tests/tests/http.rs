@@ -85,6 +85,14 @@ async fn runs_prompts_logs_and_stats_through_the_runtime_component() {
     let run_now: Json = app.get(&run_path).await.json().await.unwrap();
     assert_eq!(run_now["cost_usd"], json!(1.5));
     assert_eq!(run_now["status"], "reviewing");
+    // Version 2: the run carries its definition and its token sums.
+    assert_eq!(run_now["agent_type"], "builder");
+    assert!(run_now["agent_name"].as_str().unwrap().starts_with("def-"));
+    assert_eq!(run_now["tokens_input"], 7);
+    assert_eq!(run_now["tokens_output"], 0);
+    assert!(
+        run_now["last_activity_at"].as_str().unwrap() >= run_now["started_at"].as_str().unwrap()
+    );
     let log = app
         .create(
             "/api/runtime/logs",
@@ -123,6 +131,21 @@ async fn runs_prompts_logs_and_stats_through_the_runtime_component() {
         .await
         .unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 1);
+    let sessions: Json = app.get("/api/runtime/sessions").await.json().await.unwrap();
+    assert_eq!(sessions[0]["session_id"], "e2e");
+    assert_eq!(sessions[0]["runs"], 1);
+    assert_eq!(sessions[0]["tokens_input"], 7);
+    let detail: Json = app
+        .get("/api/runtime/sessions/e2e")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["runs"], json!([run_now]));
+    assert_eq!(
+        error_code(app.get("/api/runtime/sessions/no%20such").await).await,
+        (404, "not_found".into())
+    );
     let r = app.client.delete(app.url(&run_path)).send().await.unwrap();
     assert_eq!(r.status(), 204);
 }
