@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "rustup target add wasm32-wasip2"
-rustup target add wasm32-wasip2
+step "rustup target add wasm32-wasip2 wasm32-wasip1"
+rustup target add wasm32-wasip2 wasm32-wasip1
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "cargo fmt --check (workspace and components)"

@@ -102,6 +102,9 @@ pub struct InstanceSettings {
     pub allowed_databases: HashSet<String>,
     /// The component's rendered variables.
     pub variables: ComponentVariables,
+    /// Where core modules converted to components are kept
+    /// ([`crate::componentize::cache_dir`]).
+    pub componentize_cache: PathBuf,
 }
 
 /// A component compiled and pre-instantiated once; [`PreparedComponent::new_store`]
@@ -130,7 +133,15 @@ impl PreparedComponent {
         source: &Path,
         settings: InstanceSettings,
     ) -> Result<PreparedComponent> {
-        let component = compile_cached(engine, source)
+        // A core wasm module (wasip1) is compiled from the component made of it.
+        let (module, cache) = (source.to_path_buf(), settings.componentize_cache.clone());
+        let loadable = tokio::task::spawn_blocking(move || {
+            crate::componentize::loadable_path(&module, &cache)
+        })
+        .await
+        .map_err(|e| anyhow!("component `{id}`: {e}"))?
+        .map_err(|e| anyhow!("component `{id}`: {e:#}"))?;
+        let component = compile_cached(engine, &loadable)
             .await
             .map_err(|e| anyhow!("component `{id}`: {e}"))?;
         let instance_pre = linker.instantiate_pre(&component).map_err(|e| {

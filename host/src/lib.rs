@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+mod componentize;
 mod diag;
 pub mod engine;
 pub mod error;
@@ -203,6 +204,7 @@ async fn start(config: HostConfig) -> Result<Host> {
             databases: databases.clone(),
             allowed_databases: component.sqlite_databases.iter().cloned().collect(),
             variables,
+            componentize_cache: componentize::cache_dir(&manifest.dir),
         };
         let prepared =
             PreparedComponent::prepare(&engine, &linker, id, &component.source, settings).await?;

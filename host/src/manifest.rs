@@ -1,10 +1,12 @@
 //! Spin application manifest (`spin.toml`, `spin_manifest_version = 2`) parsing.
 //!
-//! Only what an HTTP host needs is interpreted: the application name, `[variables]`,
-//! `[[trigger.http]]` routes, and for each `[component.<id>]` its `source`,
-//! `sqlite_databases`, `variables`, `environment` and `build`. Other Spin fields
-//! (`allowed_outbound_hosts`, `files`, `key_value_stores`, `tool`, ...) are accepted
-//! and ignored so that any manifest real Spin accepts also parses here. Templates in
+//! Interpreted: the application name, `[variables]`, `[[trigger.http]]` routes, and
+//! for each `[component.<id>]` its `source`, `sqlite_databases`, `key_value_stores`,
+//! `allowed_outbound_hosts`, `files`, `exclude_files`, `variables`, `environment` and
+//! `build`. What this host cannot run is refused here with one line rather than
+//! ignored: a trigger other than `http` (Spin runs Redis and others; this host serves
+//! only HTTP) and a remote `source = { url, digest }`. Fields that change nothing at
+//! run time (`description`, `tool`, ...) are accepted and ignored. Templates in
 //! component variables are kept as written: resolving them is the job of
 //! [`crate::variables`].
 
@@ -79,8 +81,32 @@ pub struct Component {
     pub variables: BTreeMap<String, String>,
     /// Environment variables given to the component through WASI.
     pub environment: BTreeMap<String, String>,
+    /// Key-value store labels the component may open.
+    pub key_value_stores: Vec<String>,
+    /// `allowed_outbound_hosts` entries as written (templates unrendered).
+    pub allowed_outbound_hosts: Vec<String>,
+    /// `files`: what is mapped read-only into the guest's file system.
+    pub files: Vec<FileMount>,
+    /// `exclude_files`: globs (relative to the manifest directory) left out of `files`.
+    pub exclude_files: Vec<String>,
     /// `[component.<id>.build]`, if present.
     pub build: Option<BuildConfig>,
+}
+
+/// One entry of a component's `files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileMount {
+    /// A path or glob relative to the manifest directory, e.g. `"static/**/*"`; the
+    /// matched files appear at the same relative paths under the guest's `/`.
+    Pattern(String),
+    /// `{ source = "dir", destination = "/dir" }`: a directory mounted at an absolute
+    /// guest path.
+    Placement {
+        /// The host directory, relative to the manifest directory.
+        source: String,
+        /// The absolute guest path.
+        destination: String,
+    },
 }
 
 /// `[component.<id>.build]`: how `spin build` (or a compatible tool) builds it.
@@ -140,6 +166,9 @@ struct RawVariable {
 struct RawTriggers {
     #[serde(default)]
     http: Vec<RawHttpTrigger>,
+    /// Every other trigger type (`redis`, `cron`, `sqs`, ...): refused by name.
+    #[serde(flatten)]
+    other: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -164,7 +193,22 @@ struct RawComponent {
     variables: BTreeMap<String, String>,
     #[serde(default)]
     environment: BTreeMap<String, String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    files: Vec<RawFileMount>,
+    #[serde(default)]
+    exclude_files: Vec<String>,
     build: Option<RawBuild>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawFileMount {
+    Pattern(String),
+    Placement { source: String, destination: String },
 }
 
 #[derive(Deserialize)]
@@ -236,6 +280,11 @@ fn convert(raw: RawManifest, path: &Path, dir: &Path) -> Result<Manifest> {
     let application = raw
         .application
         .ok_or_else(|| anyhow!("missing [application] table"))?;
+    if let Some(kind) = raw.trigger.other.keys().next() {
+        bail!(
+            "trigger type `{kind}` is not supported by this host (Spin runs it; this host serves only HTTP triggers)"
+        );
+    }
 
     let mut variables = BTreeMap::new();
     for (name, v) in raw.variables {
@@ -262,8 +311,35 @@ fn convert(raw: RawManifest, path: &Path, dir: &Path) -> Result<Manifest> {
         check_component_id(&id)?;
         let source = match c.source {
             toml::Value::String(s) => dir.join(s),
+            toml::Value::Table(t) if t.contains_key("url") => bail!(
+                "component `{id}`: remote source {} cannot be fetched by this host (only a local file `source` is supported); download it and set `source` to the file",
+                t["url"]
+            ),
             _ => bail!("component `{id}`: only a local file `source` is supported by this host"),
         };
+        for label in &c.key_value_stores {
+            if label.is_empty() {
+                bail!("component `{id}`: empty key_value_stores label");
+            }
+        }
+        let mut files = Vec::new();
+        for f in c.files {
+            files.push(match f {
+                RawFileMount::Pattern(p) => FileMount::Pattern(p),
+                RawFileMount::Placement {
+                    source,
+                    destination,
+                } => {
+                    if !destination.starts_with('/') {
+                        bail!("component `{id}`: files destination `{destination}` must be an absolute path");
+                    }
+                    FileMount::Placement {
+                        source,
+                        destination,
+                    }
+                }
+            });
+        }
         for label in &c.sqlite_databases {
             if label.is_empty() {
                 bail!("component `{id}`: empty sqlite_databases label");
@@ -288,6 +364,10 @@ fn convert(raw: RawManifest, path: &Path, dir: &Path) -> Result<Manifest> {
                 sqlite_databases: c.sqlite_databases,
                 variables: c.variables,
                 environment: c.environment,
+                key_value_stores: c.key_value_stores,
+                allowed_outbound_hosts: c.allowed_outbound_hosts,
+                files,
+                exclude_files: c.exclude_files,
                 build,
             },
         );
@@ -409,6 +489,10 @@ watch = ["src/**/*.rs", "Cargo.toml"]
 [component.meta]
 source = "meta.wasm"
 environment = { RUST_LOG = "info" }
+key_value_stores = ["default", "cache"]
+allowed_outbound_hosts = ["https://*.example.com", "http://self"]
+files = ["static/**/*", { source = "assets", destination = "/assets" }]
+exclude_files = ["static/secret.txt"]
 [component.meta.build]
 command = ["echo one", "echo two"]
 "#;
@@ -456,8 +540,22 @@ command = ["echo one", "echo two"]
             Path::new("/app/components/items")
         );
         assert_eq!(build.watch.len(), 2);
+        assert!(items.allowed_outbound_hosts.is_empty());
         let meta = &m.components["meta"];
         assert_eq!(meta.environment["RUST_LOG"], "info");
+        assert_eq!(meta.key_value_stores, vec!["default", "cache"]);
+        assert_eq!(meta.allowed_outbound_hosts.len(), 2);
+        assert_eq!(
+            meta.files,
+            vec![
+                FileMount::Pattern("static/**/*".into()),
+                FileMount::Placement {
+                    source: "assets".into(),
+                    destination: "/assets".into()
+                }
+            ]
+        );
+        assert_eq!(meta.exclude_files, vec!["static/secret.txt"]);
         assert_eq!(meta.build.as_ref().unwrap().commands.len(), 2);
         assert_eq!(meta.build.as_ref().unwrap().resolved_workdir(&m.dir), m.dir);
     }
@@ -518,7 +616,13 @@ command = ["echo one", "echo two"]
         assert!(err(&format!(
             "{base}[component.c]\nsource = {{ url = \"https://x\", digest = \"sha256:0\" }}\n"
         ))
-        .contains("local file"));
+        .contains("remote source \"https://x\" cannot be fetched"));
+        assert!(err(&format!(
+            "{base}[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+        ))
+        .contains(
+            "trigger type `redis` is not supported by this host (Spin runs it; this host serves only HTTP triggers)"
+        ));
         assert!(
             err(&format!("{base}[component.Bad_Id]\nsource = \"c.wasm\"\n"))
                 .contains("component id")
