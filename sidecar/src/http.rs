@@ -194,6 +194,7 @@ fn health(hub: &Hub) -> Response<Body> {
             "upstream": upstream,
             "cursor": hub.head(),
             "clients": hub.clients(),
+            "poll_wait_secs": hub.poll_wait_secs(),
         }),
     )
 }

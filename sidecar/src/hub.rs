@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::watch;
 
-use crate::upstream::{Event, FeedConnection, Snapshot, Upstream, UpstreamError};
+use crate::upstream::{Event, FeedConnection, PollError, Snapshot, Upstream, UpstreamError};
 use crate::SidecarConfig;
 
 /// The upstream as the poller last saw it.
@@ -89,6 +89,9 @@ pub(crate) struct Hub {
     snapshot_flight: Mutex<Option<SnapshotFlight>>,
     clients: AtomicUsize,
     next_client_id: AtomicU64,
+    /// The long-poll `wait` in use (seconds): the configured one until the API's
+    /// deadline teaches a shorter one. For `/health`.
+    poll_wait_secs: AtomicU64,
 }
 
 impl Hub {
@@ -98,6 +101,7 @@ impl Hub {
             upstream: UpstreamState::Connecting,
             outages: 0,
         });
+        let poll_wait_secs = AtomicU64::new(upstream.wait_secs());
         Hub {
             upstream: Arc::new(upstream),
             heartbeat: config.heartbeat,
@@ -122,6 +126,7 @@ impl Hub {
             snapshot_flight: Mutex::new(None),
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
+            poll_wait_secs,
         }
     }
 
@@ -187,6 +192,11 @@ impl Hub {
         result
     }
 
+    /// The long-poll `wait` in use, in seconds.
+    pub fn poll_wait_secs(&self) -> u64 {
+        self.poll_wait_secs.load(Ordering::Relaxed)
+    }
+
     pub fn clients(&self) -> usize {
         self.clients.load(Ordering::Relaxed)
     }
@@ -243,12 +253,16 @@ pub(crate) fn normalize_origin(origin: &str) -> String {
 /// `stop` turns true. On failure it marks the upstream unavailable (once per outage: that is
 /// what makes each client report it once), backs off exponentially between
 /// `backoff_min` and `backoff_max`, and resumes from the same cursor, so nothing is lost.
+///
+/// A long-poll that the API's own request deadline ends (a 504 before its wait is over)
+/// is an empty answer: the wait shrinks under that deadline and the next poll goes at
+/// once (see [`Wait`]). Only an unreachable API or another error is an outage.
 pub(crate) async fn run_poller(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     let mut backoff = hub.backoff_min;
     let mut failures: u32 = 0;
     let mut outages: u64 = 0;
     let mut start: Option<u64> = None;
-    let wait = hub.upstream.wait_secs();
+    let mut wait = Wait::new(hub.upstream.wait_secs());
     // One connection for the whole feed, whatever the number of clients.
     let mut conn = FeedConnection::default();
     loop {
@@ -258,10 +272,11 @@ pub(crate) async fn run_poller(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
                     .upstream
                     .snapshot_on(&mut conn)
                     .await
-                    .map(|s| Ok(s.cursor)),
+                    .map(|s| Ok(s.cursor))
+                    .map_err(PollError::Failed),
                 Some(after) => hub
                     .upstream
-                    .events_on(&mut conn, after, wait)
+                    .events_on(&mut conn, after, wait.next_secs())
                     .await
                     .map(Err),
             }
@@ -269,6 +284,25 @@ pub(crate) async fn run_poller(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
         let result = tokio::select! {
             result = request => result,
             _ = stopped(&mut stop) => return,
+        };
+        let result = match result {
+            Err(PollError::Deadline { elapsed }) => {
+                let pause = wait.ended_by_deadline(elapsed);
+                hub.poll_wait_secs.store(wait.secs, Ordering::Relaxed);
+                if !pause.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stopped(&mut stop) => return,
+                    }
+                }
+                // The API answered: as good as an empty batch.
+                Ok(Err(crate::upstream::Batch { events: Vec::new() }))
+            }
+            Err(PollError::Failed(error)) => Err(error),
+            Ok(answer) => {
+                wait.answered();
+                Ok(answer)
+            }
         };
         match result {
             Ok(answer) => {
@@ -339,8 +373,117 @@ pub(crate) async fn run_poller(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// The long-poll's `wait`, learnt from the API's request deadline.
+///
+/// A deadline that ended a poll after `elapsed` is at least `elapsed`; the next wait is a
+/// whole second under it (the API's wait has one-second steps, and the component needs
+/// a moment after its wait to answer). At the smallest wait (1 s) a deadline-ended poll
+/// is followed by one that does not wait at all (`wait=0`): if the API answers that, it
+/// is alive and its deadline is just very short; if that fails too, it is an outage
+/// (a 504 to a poll that was not asked to wait is never a deadline). The learnt wait
+/// never grows back: the deadline of a running API does not change.
+#[derive(Debug)]
+pub(crate) struct Wait {
+    /// The wait of a normal poll, seconds (1..=30).
+    pub secs: u64,
+    /// The next poll is the `wait=0` check.
+    probe: bool,
+}
+
+impl Wait {
+    /// Below this, a deadline-ended poll at the smallest wait is paced: the `wait=0` check
+    /// goes no sooner than this after the poll was sent (at most about two requests a
+    /// second against an API whose deadline is under a second).
+    const MIN_CYCLE: Duration = Duration::from_secs(1);
+
+    pub fn new(secs: u64) -> Wait {
+        Wait {
+            secs: secs.max(1),
+            probe: false,
+        }
+    }
+
+    /// The `wait` of the next poll.
+    pub fn next_secs(&self) -> u64 {
+        if self.probe {
+            0
+        } else {
+            self.secs
+        }
+    }
+
+    /// A poll answered normally.
+    pub fn answered(&mut self) {
+        self.probe = false;
+    }
+
+    /// A poll was ended by the API's deadline after `elapsed`: learn, and return how long
+    /// to pause before the next poll (zero: go at once).
+    pub fn ended_by_deadline(&mut self, elapsed: Duration) -> Duration {
+        if self.secs > 1 {
+            let under = elapsed.as_secs().saturating_sub(1).clamp(1, self.secs - 1);
+            tracing::info!(
+                elapsed_ms = elapsed.as_millis() as u64,
+                was = self.secs,
+                now = under,
+                "the API's request deadline ended a long-poll; waiting less from now on"
+            );
+            self.secs = under;
+            Duration::ZERO
+        } else {
+            tracing::debug!(
+                elapsed_ms = elapsed.as_millis() as u64,
+                "the API's request deadline ended a 1 s long-poll; checking with wait=0"
+            );
+            self.probe = true;
+            Self::MIN_CYCLE.saturating_sub(elapsed)
+        }
+    }
+}
+
 /// Completes once `stop` is true (or its sender is gone). Unlike `wait_for` it yields no
 /// `watch::Ref`, which would hold the channel's lock and is not `Send`.
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_shrinks_the_wait_a_second_under_it() {
+        let mut wait = Wait::new(25);
+        // A 2 s deadline ended a 25 s wait.
+        assert_eq!(
+            wait.ended_by_deadline(Duration::from_millis(2_004)),
+            Duration::ZERO
+        );
+        assert_eq!(wait.next_secs(), 1);
+        let mut wait = Wait::new(25);
+        wait.ended_by_deadline(Duration::from_millis(10_020));
+        assert_eq!(wait.next_secs(), 9);
+        // Always strictly shorter than before, never below 1.
+        let mut wait = Wait::new(5);
+        wait.ended_by_deadline(Duration::from_secs(20));
+        assert_eq!(wait.next_secs(), 4);
+        let mut wait = Wait::new(3);
+        wait.ended_by_deadline(Duration::from_millis(10));
+        assert_eq!(wait.next_secs(), 1);
+    }
+
+    #[test]
+    fn at_one_second_a_deadline_is_checked_with_a_poll_that_does_not_wait() {
+        let mut wait = Wait::new(1);
+        let pause = wait.ended_by_deadline(Duration::from_millis(300));
+        assert_eq!(pause, Duration::from_millis(700));
+        assert_eq!(wait.next_secs(), 0);
+        wait.answered();
+        assert_eq!(wait.next_secs(), 1);
+        assert_eq!(
+            wait.ended_by_deadline(Duration::from_millis(1_000)),
+            Duration::ZERO
+        );
+        assert_eq!(wait.next_secs(), 0);
+    }
 }

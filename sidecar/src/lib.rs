@@ -79,7 +79,10 @@ pub struct SidecarConfig {
     /// Default 30 s.
     pub heartbeat: Duration,
     /// The upstream long-poll's `wait`, sent in whole seconds (sub-second values round up).
-    /// Must be 1..=30 s. Default 25 s.
+    /// Must be 1..=30 s. Default 25 s. Keep it under the API's request deadline
+    /// ([`SidecarConfig::poll_wait_within`]); if the API still ends a poll with a 504
+    /// before its wait is over, the sidecar takes that as an empty answer and waits less
+    /// from then on (a second under the time the 504 took), never as an outage.
     pub poll_wait: Duration,
     /// How many new events may arrive while a write to a client's socket is blocked before
     /// that client is dropped. Default 1024.
@@ -114,6 +117,14 @@ impl SidecarConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
         }
+    }
+
+    /// The default wait (25 s), or a whole second under `deadline` (the API's request
+    /// deadline) when that is shorter, at least 1 s: a long-poll then ends by its own
+    /// wait, with an empty answer, before the API's deadline can end it with a 504.
+    pub fn poll_wait_within(deadline: Duration) -> Duration {
+        let under = deadline.as_secs().saturating_sub(1).clamp(1, 25);
+        Duration::from_secs(under)
     }
 
     fn validate(&self) -> anyhow::Result<()> {

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -27,6 +27,9 @@ const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time limit of opening a connection to the upstream.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How much later than its `wait` a long-poll's 504 may come and still count as the
+/// API's deadline ending the wait (the host's deadline and the wait can be equal).
+const DEADLINE_TOLERANCE: Duration = Duration::from_secs(1);
 /// `limit` of every feed read: the API's maximum.
 pub(crate) const FEED_LIMIT: u32 = 1000;
 
@@ -56,6 +59,22 @@ pub(crate) struct UpstreamError(pub Arc<str>);
 impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Why a long-poll brought no events.
+#[derive(Debug)]
+pub(crate) enum PollError {
+    /// The API's request deadline ended the wait (a 504 before the wait was over),
+    /// `elapsed` after the request was sent: an empty answer from a live API.
+    Deadline { elapsed: Duration },
+    /// Anything else: the API is unreachable or failing.
+    Failed(UpstreamError),
+}
+
+impl From<UpstreamError> for PollError {
+    fn from(error: UpstreamError) -> Self {
+        PollError::Failed(error)
     }
 }
 
@@ -181,17 +200,29 @@ impl Upstream {
         snapshot_from(decode(&self.url(path), body)?)
     }
 
-    /// [`Upstream::events`] over the poller's own connection.
+    /// [`Upstream::events`] over the poller's own connection. A 504 that ends a poll
+    /// asked to wait, before that wait was over (give or take [`DEADLINE_TOLERANCE`]), is
+    /// the API's request deadline cutting the wait short: [`PollError::Deadline`], an
+    /// empty answer, not an outage. A 504 to a poll that was not asked to wait, or that
+    /// came after its wait, means the API cannot answer at all.
     pub async fn events_on(
         &self,
         conn: &mut FeedConnection,
         after: u64,
         wait_secs: u64,
-    ) -> Result<Batch, UpstreamError> {
+    ) -> Result<Batch, PollError> {
         let path = events_path(after, wait_secs);
         let timeout = Duration::from_secs(wait_secs) + LONG_POLL_MARGIN;
+        let started = Instant::now();
         let body = self.get_on(conn, &path, timeout).await?;
-        batch_from(after, decode(&self.url(&path), body)?)
+        let elapsed = started.elapsed();
+        if body.0 == http::StatusCode::GATEWAY_TIMEOUT
+            && wait_secs > 0
+            && elapsed < Duration::from_secs(wait_secs) + DEADLINE_TOLERANCE
+        {
+            return Err(PollError::Deadline { elapsed });
+        }
+        Ok(batch_from(after, decode(&self.url(&path), body)?)?)
     }
 
     fn url(&self, path: &str) -> String {

@@ -543,7 +543,7 @@ async fn health_and_errors_for_other_requests() {
     let h = health(sidecar.addr).await;
     assert_eq!(
         h,
-        serde_json::json!({"status": "ok", "upstream": "connected", "cursor": cursor, "clients": 0})
+        serde_json::json!({"status": "ok", "upstream": "connected", "cursor": cursor, "clients": 0, "poll_wait_secs": 1})
     );
     let mut ws = connect(sidecar.addr, "").await;
     expect_snapshot(&mut ws, cursor).await;
@@ -685,4 +685,75 @@ async fn a_client_sending_close_is_released() {
         health(sidecar.addr).await["clients"] == 0
     })
     .await;
+}
+
+/// Asserts that nothing but pings/pongs arrives within `quiet`.
+async fn expect_silence(ws: &mut Ws, quiet: Duration) {
+    let until = tokio::time::Instant::now() + quiet;
+    loop {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => return,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            Ok(other) => panic!("expected silence, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_long_poll_ended_by_the_api_deadline_is_an_empty_answer_not_an_outage() {
+    let mock = Mock::start(None).await;
+    // A host whose request deadline (2 s) is shorter than the sidecar's 25 s wait.
+    mock.set_deadline(Some(Duration::from_secs(2)));
+    let mut config = config(&mock);
+    config.poll_wait = Duration::from_secs(25);
+    let sidecar = run(config).await;
+    let mut ws = connect(sidecar.addr, "").await;
+    expect_snapshot(&mut ws, 0).await;
+
+    eventually("the first poll to end at the deadline", || async {
+        mock.deadline_answers() >= 1
+    })
+    .await;
+    eventually("the wait to shrink under the deadline", || async {
+        health(sidecar.addr).await["poll_wait_secs"] == 1
+    })
+    .await;
+    // Several 1 s polls go by, each ended by its own wait: no error reaches the client.
+    expect_silence(&mut ws, Duration::from_millis(2_500)).await;
+    assert_eq!(
+        mock.deadline_answers(),
+        1,
+        "the learnt wait ends before the deadline"
+    );
+    let health = health(sidecar.addr).await;
+    assert_eq!(health["upstream"], "connected", "{health}");
+
+    let sent = std::time::Instant::now();
+    let cursor = mock.push("a", "running");
+    expect_updates(&mut ws, &[cursor]).await;
+    let took = sent.elapsed();
+    println!("event after the learnt wait arrived in {took:?}");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_deadline_under_a_second_is_checked_with_a_poll_that_does_not_wait() {
+    let mock = Mock::start(None).await;
+    mock.set_deadline(Some(Duration::from_millis(300)));
+    let sidecar = run(config(&mock)).await;
+    let mut ws = connect(sidecar.addr, "").await;
+    expect_snapshot(&mut ws, 0).await;
+    eventually("polls ended by the deadline", || async {
+        mock.deadline_answers() >= 3
+    })
+    .await;
+    let reads = mock.plain_reads();
+    eventually("a wait=0 check after each of them", || async {
+        mock.plain_reads() > reads
+    })
+    .await;
+    expect_silence(&mut ws, Duration::from_millis(500)).await;
+    assert_eq!(health(sidecar.addr).await["upstream"], "connected");
+    let cursor = mock.push("a", "running");
+    expect_updates(&mut ws, &[cursor]).await;
 }

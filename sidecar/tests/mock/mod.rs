@@ -48,6 +48,10 @@ struct State {
     snapshot_requests: AtomicUsize,
     plain_reads: AtomicUsize,
     unauthorized: AtomicUsize,
+    /// A request deadline, as a host has: a long-poll still waiting when it passes is
+    /// answered 504 `timeout`.
+    deadline: Mutex<Option<Duration>>,
+    deadline_answers: AtomicUsize,
 }
 
 pub struct Mock {
@@ -75,6 +79,8 @@ impl Mock {
             snapshot_requests: AtomicUsize::new(0),
             plain_reads: AtomicUsize::new(0),
             unauthorized: AtomicUsize::new(0),
+            deadline: Mutex::new(None),
+            deadline_answers: AtomicUsize::new(0),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -122,6 +128,17 @@ impl Mock {
         self.state
             .failing_snapshots
             .store(failing, Ordering::SeqCst);
+    }
+
+    /// Gives every request a deadline (as a host's request timeout): a long-poll still
+    /// waiting when it passes gets a 504 with the API's error shape.
+    pub fn set_deadline(&self, deadline: Option<Duration>) {
+        *self.state.deadline.lock().unwrap() = deadline;
+    }
+
+    /// Long-polls answered 504 because the deadline passed.
+    pub fn deadline_answers(&self) -> usize {
+        self.state.deadline_answers.load(Ordering::SeqCst)
     }
 
     /// Records a change of run `id` to `status`; returns the event's cursor.
@@ -274,9 +291,21 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
             if wait > 0 {
                 _guard = LongPoll::enter(&state);
                 let mut head = state.head.subscribe();
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(wait), head.wait_for(|h| *h > after))
-                        .await;
+                let deadline = *state.deadline.lock().unwrap();
+                let wait = Duration::from_secs(wait);
+                let waited = tokio::time::timeout(
+                    deadline.map_or(wait, |d| d.min(wait)),
+                    head.wait_for(|h| *h > after),
+                )
+                .await;
+                if waited.is_err() && deadline.is_some_and(|d| d < wait) {
+                    state.deadline_answers.fetch_add(1, Ordering::SeqCst);
+                    return error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "timeout",
+                        "the component did not respond within the deadline",
+                    );
+                }
             } else {
                 state.plain_reads.fetch_add(1, Ordering::SeqCst);
             }
