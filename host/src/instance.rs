@@ -5,7 +5,6 @@
 //! (`sqlite`, `variables`, WASI, WASI HTTP) only sees its own slice of the state.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -15,11 +14,10 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{
-    Error as HttpError, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
-};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::diag::one_line;
+use crate::outbound_http::{OutboundConfig, OutboundHttp};
 use crate::sqlite::{self, Databases, SqliteCtx, SqliteView, StopCheck};
 use crate::variables::{self, ComponentVariables};
 
@@ -29,7 +27,7 @@ pub struct HostState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: DenyOutbound,
+    hooks: OutboundHttp,
     sqlite: SqliteCtx,
     variables: ComponentVariables,
 }
@@ -50,24 +48,6 @@ impl WasiHttpView for HostState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
-    }
-}
-
-/// Outbound HTTP is denied: Spin only allows hosts listed in `allowed_outbound_hosts`,
-/// and this host does not implement that allow-list, so it allows none.
-struct DenyOutbound;
-
-type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-type SendResult = Result<(http::Response<WasiBody>, IoFuture), HttpError>;
-
-impl WasiHttpHooks for DenyOutbound {
-    fn send_request(
-        &mut self,
-        _request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _io: IoFuture,
-    ) -> Box<dyn Future<Output = SendResult> + Send> {
-        Box::new(async { Err(HttpError::HttpRequestDenied) })
     }
 }
 
@@ -105,6 +85,8 @@ pub struct InstanceSettings {
     /// Where core modules converted to components are kept
     /// ([`crate::componentize::cache_dir`]).
     pub componentize_cache: PathBuf,
+    /// Its outbound HTTP allow-list.
+    pub outbound: Arc<OutboundConfig>,
 }
 
 /// A component compiled and pre-instantiated once; [`PreparedComponent::new_store`]
@@ -117,6 +99,7 @@ pub struct PreparedComponent {
     databases: Arc<Databases>,
     allowed_databases: Arc<HashSet<String>>,
     variables: ComponentVariables,
+    outbound: Arc<OutboundConfig>,
 }
 
 impl PreparedComponent {
@@ -166,6 +149,7 @@ impl PreparedComponent {
             databases: settings.databases,
             allowed_databases: Arc::new(settings.allowed_databases),
             variables: settings.variables,
+            outbound: settings.outbound,
         })
     }
 
@@ -191,6 +175,7 @@ impl PreparedComponent {
     /// `stop_sqlite` says when a running SQLite statement must be interrupted (see
     /// [`crate::sqlite::StopCheck`]).
     pub fn new_store(&self, deadline: Duration, stop_sqlite: StopCheck) -> Store<HostState> {
+        let deadline_at = std::time::Instant::now() + deadline;
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         wasi.envs(&self.environment);
@@ -198,7 +183,7 @@ impl PreparedComponent {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: DenyOutbound,
+            hooks: OutboundHttp::new(self.outbound.clone(), deadline_at),
             sqlite: SqliteCtx::new(self.databases.clone(), self.allowed_databases.clone())
                 .with_stop(stop_sqlite),
             variables: self.variables.clone(),
@@ -209,7 +194,6 @@ impl PreparedComponent {
         // enough: a guest computing in a loop would hold its tokio worker for the whole
         // deadline, and tasks queued behind it on that worker (e.g. the connection
         // that should send its response head) would wait too.
-        let deadline_at = std::time::Instant::now() + deadline;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             Ok(if std::time::Instant::now() >= deadline_at {

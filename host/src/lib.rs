@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 mod instance;
 pub mod manifest;
+pub mod outbound_http;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;
@@ -189,6 +190,8 @@ async fn start(config: HostConfig) -> Result<Host> {
 
     let engine = shared_engine(config.max_instances)?;
     let linker = instance::linker(&engine)?;
+    // Filled in once the listener is bound: where `http://self.alt` requests go.
+    let self_addr = Arc::new(std::sync::OnceLock::new());
     let mut components = HashMap::new();
     for (id, component) in &manifest.components {
         let variables = app_variables.component_values(id, &component.variables)?;
@@ -205,6 +208,15 @@ async fn start(config: HostConfig) -> Result<Host> {
             allowed_databases: component.sqlite_databases.iter().cloned().collect(),
             variables,
             componentize_cache: componentize::cache_dir(&manifest.dir),
+            outbound: Arc::new(outbound_http::OutboundConfig {
+                component: id.clone(),
+                allowed: outbound_http::AllowedHosts::parse(
+                    &component.allowed_outbound_hosts,
+                    |name| app_variables.get(name).map(str::to_string),
+                )
+                .map_err(|e| anyhow!("component `{id}`: {e}"))?,
+                self_addr: self_addr.clone(),
+            }),
         };
         let prepared =
             PreparedComponent::prepare(&engine, &linker, id, &component.source, settings).await?;
@@ -217,6 +229,16 @@ async fn start(config: HostConfig) -> Result<Host> {
         .await
         .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
     let local_addr = listener.local_addr()?;
+    let _ = self_addr.set(match local_addr {
+        // A wildcard listener is reached on loopback.
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        a => a,
+    });
     Ok(Host {
         listener,
         local_addr,

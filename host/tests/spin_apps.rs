@@ -1,0 +1,161 @@
+//! Ordinary Spin apps, run unmodified from their own spin.toml (tests/apps/<name>):
+//! built here for wasm32-wasip1 as `spin new http-rust` does, once per test process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use spin_host::{Host, HostConfig};
+use tokio::sync::oneshot;
+
+fn apps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+}
+
+/// Build every app of the apps workspace (one spin-sdk build) once per process.
+fn build_apps() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = apps_dir();
+        // A no-op when already installed; needed on a fresh toolchain.
+        let _ = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip1"])
+            .output();
+        let output = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip1"])
+            .arg("--manifest-path")
+            .arg(dir.join("Cargo.toml"))
+            // The outer build's settings are for the native host, not this wasm build.
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_TARGET")
+            .output()
+            .expect("run cargo to build the test apps");
+        assert!(
+            output.status.success(),
+            "building the test apps failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
+/// The app's manifest, its app built.
+fn manifest(app: &str) -> PathBuf {
+    build_apps();
+    apps_dir().join(app).join("spin.toml")
+}
+
+fn config(app: &str) -> HostConfig {
+    let mut config = HostConfig::new(manifest(app));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.request_deadline = Duration::from_secs(5);
+    config.max_instances = 8;
+    config
+}
+
+struct Running {
+    base: String,
+    stop: oneshot::Sender<()>,
+}
+
+async fn serve(config: HostConfig) -> Running {
+    let host = Host::start(config).await.expect("host starts");
+    let base = format!("http://{}", host.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(host.serve(async move {
+        let _ = stopped.await;
+    }));
+    Running { base, stop }
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.expect("request");
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasip1_module_runs_and_its_component_is_cached() {
+    let cache = apps_dir().join("hello-wasip1/.spin/componentized");
+    let _ = std::fs::remove_dir_all(&cache);
+    let app = serve(config("hello-wasip1")).await;
+    assert_eq!(
+        get(&format!("{}/", app.base)).await,
+        (200, "Hello from a wasip1 module".to_string())
+    );
+    let _ = app.stop.send(());
+    // The converted component is kept by the module's hash for the next start.
+    let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let app = serve(config("hello-wasip1")).await;
+    assert_eq!(get(&format!("{}/x", app.base)).await.0, 200);
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    let _ = app.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsupported_trigger_is_refused_by_name() {
+    let e = Host::start(config("redis-trigger"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("trigger type `redis` is not supported by this host (Spin runs it; this host serves only HTTP triggers)"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+}
+
+/// A plain HTTP server on loopback answering every request with `upstream says hi`.
+async fn upstream() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let body = "upstream says hi";
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_http_follows_allowed_outbound_hosts() {
+    let allowed = upstream().await;
+    let other = upstream().await;
+    let mut config = config("outbound");
+    // `allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}", "http://self"]`
+    config
+        .variables
+        .insert("upstream_port".into(), allowed.to_string());
+    let app = serve(config).await;
+
+    // The listed host:port is reached.
+    let (status, body) = get(&format!("{}/fetch?http://127.0.0.1:{allowed}/", app.base)).await;
+    assert_eq!((status, body.as_str()), (200, "200 upstream says hi"));
+    // The same host on another port is not: Spin's HttpRequestDenied.
+    let (status, body) = get(&format!("{}/fetch?http://127.0.0.1:{other}/", app.base)).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+    // Nor is another scheme or host.
+    let (status, body) = get(&format!("{}/fetch?https://example.com/", app.base)).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+    // `http://self` lets the app call its own routes by the host `self.alt`.
+    let (status, body) = get(&format!("{}/fetch?http://self.alt/pong", app.base)).await;
+    assert_eq!((status, body.as_str()), (200, "200 pong"));
+    let _ = app.stop.send(());
+}
