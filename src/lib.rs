@@ -7,6 +7,7 @@
 //! - [`migrations`]: the embedded schema and its runner.
 //! - [`store`]: the SQL, one module per table.
 //! - [`http`]: request/response types and the cross-cutting rules (CORS, auth, parsing).
+//! - [`ingest`]: Claude Code hooks and OpenTelemetry mapped onto runs, prompts and logs.
 //! - [`api`]: the handlers and the one entry point, [`api::handle`].
 //! - [`error`]: the error type and its JSON shape.
 
@@ -15,6 +16,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod ingest;
 pub mod migrations;
 pub mod store;
 

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_run_display_fields",
         sql: include_str!("../migrations/0002_run_display_fields.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_ingest",
+        sql: include_str!("../migrations/0003_ingest.sql"),
+    },
 ];
 
 /// The schema version this build expects.
@@ -139,6 +144,7 @@ mod tests {
             [
                 "agent_logs",
                 "agents",
+                "ingest_keys",
                 "orchestrator_agents",
                 "prompts",
                 "schema_migrations",

@@ -139,6 +139,11 @@ fn route<C: Connector + Clone>(
         Route::Events => events::poll(connector, &input),
         Route::EventsSnapshot => events::snapshot(connector),
         Route::AdminPrune => admin::prune(connector, config, &input),
+        Route::IngestClaudeCode => crate::ingest::claude_code(
+            || db::open(connector).map_err(ApiError::from),
+            &input.query,
+            input.body()?,
+        ),
         _ => {
             let open = || db::open(connector).map_err(ApiError::from);
             match (&route, req.method.as_str()) {

@@ -103,6 +103,11 @@ impl JsonObject {
         }
     }
 
+    /// The fields as they came, for payloads mapped rather than validated (ingest).
+    pub fn fields(&self) -> &Map<String, Json> {
+        &self.fields
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.fields.contains_key(name)
     }

@@ -12,6 +12,8 @@ pub enum Group {
     Events,
     /// `/health`, `/openapi.json` and the catch-all.
     Meta,
+    /// `/api/ingest/...` and OTLP's `/v1/...`: what agents report without code.
+    Ingest,
 }
 
 /// A resolved route. Path ids are kept raw: a malformed id is an unknown id (404), decided
@@ -36,6 +38,8 @@ pub enum Route {
     OpenApi,
     /// `POST /api/admin/prune`: retention now (served by the meta component).
     AdminPrune,
+    /// `POST /api/ingest/claude-code`: one Claude Code hook event.
+    IngestClaudeCode,
 }
 
 impl Route {
@@ -64,6 +68,7 @@ impl Route {
             ["api", "events", "snapshot"] => Route::EventsSnapshot,
             ["api", "events", "stream"] => Route::EventsStream,
             ["api", "admin", "prune"] => Route::AdminPrune,
+            ["api", "ingest", "claude-code"] => Route::IngestClaudeCode,
             ["health"] => Route::Health,
             ["openapi.json"] => Route::OpenApi,
             _ => return None,
@@ -84,6 +89,7 @@ impl Route {
             | Route::Session(_) => Group::Runtime,
             Route::Events | Route::EventsSnapshot | Route::EventsStream => Group::Events,
             Route::Health | Route::OpenApi | Route::AdminPrune => Group::Meta,
+            Route::IngestClaudeCode => Group::Ingest,
         }
     }
 
@@ -94,7 +100,7 @@ impl Route {
             Route::Agent(_) => &["GET", "PUT", "DELETE"],
             Route::Run(_) => &["GET", "PATCH", "DELETE"],
             Route::Prompt(_) => &["GET", "PATCH"],
-            Route::AdminPrune => &["POST"],
+            Route::AdminPrune | Route::IngestClaudeCode => &["POST"],
             Route::Stats
             | Route::Sessions
             | Route::Session(_)

@@ -304,7 +304,7 @@ struct StateChange<'a> {
 /// Write the `state_change` row of a status change: `{"from", "to", "run"}`, `run` being
 /// the runtime agent right after the change. Its id is the event's cursor; its time is the
 /// change's (`now`), which is the run's `last_activity_at`.
-fn record_state_change<D: Database>(
+pub(crate) fn record_state_change<D: Database>(
     db: &D,
     from: Option<RunStatus>,
     run: &Run,

@@ -5,6 +5,7 @@ mod cross_cutting;
 mod definitions;
 mod direct_writers;
 mod events;
+mod ingest;
 mod logs;
 mod prompts;
 mod retention;

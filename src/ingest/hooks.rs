@@ -1,0 +1,358 @@
+//! Claude Code HTTP hooks (`POST /api/ingest/claude-code`): one hook event's body in, the
+//! runs, prompts and logs it stands for out.
+//!
+//! - One run per Claude Code session (key `run:cc:<session_id>`), created by whichever
+//!   event comes first; an event with `agent_id` belongs to a subagent's child run (key
+//!   `run:cc:<session_id>:<agent_id>`, parent the session's run).
+//! - Status: SessionStart → initializing, UserPromptSubmit → planning, Pre/PostToolUse →
+//!   executing, Stop → reviewing, StopFailure → failed, SessionEnd → completed;
+//!   SubagentStart/SubagentStop start and complete the child run. A final run takes nothing.
+//! - Idempotent: status moves and prompt completion are idempotent by state (the same
+//!   status again is a no-op; a Stop with no open prompt completes nothing); a tool call
+//!   is applied once per `tool_use_id`; a prompt equal to the run's open prompt, and a
+//!   notification or unknown event already seen (same content), are redeliveries.
+
+use serde_json::{json, Map, Value as Json};
+
+use super::sink::{self, RunSpec};
+use crate::db::Database;
+use crate::domain::{AgentName, AgentType, LogLevel, LogType, RunStatus};
+use crate::error::ApiError;
+use crate::http::Query;
+use crate::store::runs::Run;
+
+/// The most of a tool's input or response kept in its `tool_call` log, in bytes of its
+/// JSON text; longer ones are cut at a character boundary and kept as a string.
+pub const MAX_EXCERPT: usize = 65_536;
+
+/// Where a delivery lands, from the query: `agent`, `agent_type`, `session`.
+#[derive(Debug)]
+pub struct Target {
+    pub agent: String,
+    pub agent_type: AgentType,
+    pub session: Option<String>,
+}
+
+impl Target {
+    /// Read the query; a bad value is a 400 naming the parameter (nothing is written).
+    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
+        let agent = match query.get("agent") {
+            None => "claude-code".to_owned(),
+            Some(raw) => AgentName::parse(raw.to_owned())
+                .map_err(|e| ApiError::bad_query("agent", format!("agent: {e}")))?
+                .into_inner(),
+        };
+        let agent_type = match query.get("agent_type") {
+            None => AgentType::Builder,
+            Some(raw) => AgentType::parse(raw).ok_or_else(|| {
+                ApiError::bad_query(
+                    "agent_type",
+                    format!("agent_type must be one of {}", AgentType::list()),
+                )
+            })?,
+        };
+        let session = query.text_filter("session")?;
+        if let Some(s) = &session {
+            if s.chars().count() > sink::MAX_SESSION_ID {
+                return Err(ApiError::bad_query(
+                    "session",
+                    format!(
+                        "session must be at most {} characters",
+                        sink::MAX_SESSION_ID
+                    ),
+                ));
+            }
+        }
+        Ok(Target {
+            agent,
+            agent_type,
+            session,
+        })
+    }
+}
+
+fn text<'a>(event: &'a Map<String, Json>, name: &str) -> Option<&'a str> {
+    event
+        .get(name)
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// Apply one hook event, inside the caller's write transaction. A body without a
+/// `session_id` (and no `session` in the query) cannot be placed: 422.
+pub fn apply<D: Database>(
+    db: &D,
+    target: &Target,
+    event: &Map<String, Json>,
+) -> Result<(), ApiError> {
+    let claude_session = text(event, "session_id")
+        .map(str::to_owned)
+        .or_else(|| target.session.clone())
+        .ok_or_else(|| ApiError::validation("session_id", "a hook event needs its session_id"))?;
+    let claude_session = sink::truncate(&claude_session, sink::MAX_SESSION_ID);
+    let session = target
+        .session
+        .clone()
+        .unwrap_or_else(|| claude_session.clone());
+    let name = text(event, "hook_event_name").unwrap_or("");
+    let definition = sink::definition(db, &target.agent, target.agent_type)?;
+    let main_key = format!("run:cc:{claude_session}");
+    let main = sink::ensure_run(
+        db,
+        RunSpec {
+            key: &main_key,
+            definition_id: &definition,
+            session_id: &session,
+            parent_agent_id: None,
+            context: json!({"claude_code": {
+                "session_id": claude_session,
+                "cwd": text(event, "cwd"),
+                "transcript_path": text(event, "transcript_path"),
+            }}),
+        },
+    )?;
+    // Subagent events carry the subagent's id; SubagentStart/Stop always concern one.
+    let run = match text(event, "agent_id") {
+        Some(agent_id) if !is_final(&main) || run_exists(db, &claude_session, agent_id)? => {
+            let key = format!("run:cc:{claude_session}:{agent_id}");
+            sink::ensure_run(
+                db,
+                RunSpec {
+                    key: &key,
+                    definition_id: &definition,
+                    session_id: &session,
+                    parent_agent_id: Some(&main.id),
+                    context: json!({"claude_code": {
+                        "session_id": claude_session,
+                        "agent_id": agent_id,
+                        "agent_type": text(event, "agent_type"),
+                    }}),
+                },
+            )?
+        }
+        Some(_) => return Ok(()),
+        None => main,
+    };
+    if is_final(&run) {
+        // Final runs are unchanged by later events.
+        return Ok(());
+    }
+    match name {
+        "SessionStart" => {}
+        "UserPromptSubmit" => {
+            let run = sink::move_run(db, run, RunStatus::Planning, None)?;
+            open_prompt(db, &run, text(event, "prompt").unwrap_or(""))?;
+        }
+        "PreToolUse" => {
+            sink::move_run(db, run, RunStatus::Executing, None)?;
+        }
+        "PostToolUse" | "PostToolUseFailure" => {
+            let run = sink::move_run(db, run, RunStatus::Executing, None)?;
+            tool_call(
+                db,
+                &run,
+                &claude_session,
+                name == "PostToolUseFailure",
+                event,
+            )?;
+        }
+        "Stop" | "SubagentStop" => {
+            close_prompt(
+                db,
+                &run,
+                "completed",
+                text(event, "last_assistant_message"),
+                None,
+            )?;
+            let to = if name == "Stop" && run.parent_agent_id.is_none() {
+                RunStatus::Reviewing
+            } else {
+                RunStatus::Completed
+            };
+            sink::move_run(db, run, to, None)?;
+        }
+        "StopFailure" => {
+            let error = text(event, "error")
+                .or_else(|| text(event, "error_message"))
+                .unwrap_or("Claude Code reported StopFailure");
+            close_prompt(db, &run, "failed", None, Some(error))?;
+            sink::move_run(db, run, RunStatus::Failed, Some(error))?;
+        }
+        "SessionEnd" => {
+            sink::move_run(db, run, RunStatus::Completed, None)?;
+        }
+        "SubagentStart" => {}
+        "Notification" => {
+            let message = text(event, "message").unwrap_or("notification");
+            once(db, &run, event, |db| {
+                sink::log(
+                    db,
+                    &run.id,
+                    LogLevel::Info,
+                    LogType::Milestone,
+                    message,
+                    &json!({"hook_event_name": name,
+                            "notification_type": text(event, "notification_type"),
+                            "title": text(event, "title")}),
+                )
+            })?;
+        }
+        _ => {
+            // Events this version does not map (PreCompact, PermissionRequest, new ones):
+            // kept as a DEBUG milestone once, never an error.
+            let label = if name.is_empty() {
+                "(no hook_event_name)"
+            } else {
+                name
+            };
+            once(db, &run, event, |db| {
+                sink::log(
+                    db,
+                    &run.id,
+                    LogLevel::Debug,
+                    LogType::Milestone,
+                    &format!("Claude Code event {label}"),
+                    &json!({"hook_event_name": name}),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn is_final(run: &Run) -> bool {
+    RunStatus::parse(&run.status).is_some_and(RunStatus::is_final)
+}
+
+/// Whether a subagent's run exists already (after its session's run is final, events of
+/// a subagent seen before may still finish it; an unseen one is not created).
+fn run_exists<D: Database>(db: &D, session: &str, agent_id: &str) -> Result<bool, ApiError> {
+    Ok(sink::run_for_key(db, &format!("run:cc:{session}:{agent_id}"))?.is_some())
+}
+
+/// Apply `write` unless this exact event (by content) was applied to `run` before.
+fn once<D: Database>(
+    db: &D,
+    run: &Run,
+    event: &Map<String, Json>,
+    write: impl FnOnce(&D) -> Result<(), crate::db::DbError>,
+) -> Result<(), ApiError> {
+    let key = format!("hash:{}", sink::digest(&Json::Object(event.clone())));
+    if sink::claim(db, &key, &run.id)? {
+        write(db)?;
+    }
+    Ok(())
+}
+
+/// A UserPromptSubmit: a `pending` prompt, unless the run's open prompt has this very
+/// text (a redelivery: Claude Code sends nothing that tells two identical prompts apart,
+/// so an identical prompt counts as new only once the previous one is closed).
+fn open_prompt<D: Database>(db: &D, run: &Run, prompt: &str) -> Result<(), ApiError> {
+    let prompt = sink::truncate(prompt, sink::MAX_PROMPT_TEXT);
+    let open = db.execute(
+        "SELECT 1 FROM prompts WHERE agent_id = ?1 AND status IN ('pending', 'streaming') \
+         AND prompt_text = ?2 LIMIT 1",
+        &[run.id.as_str().into(), prompt.as_str().into()],
+    )?;
+    if !open.is_empty() {
+        return Ok(());
+    }
+    db.execute(
+        "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, status, \
+         tokens_input, tokens_output, cost_usd, created_at) \
+         VALUES (?1, ?2, 'command', 'UserPromptSubmit', ?3, 'pending', 0, 0, 0, ?4)",
+        &[
+            crate::domain::Id::new_v4().into(),
+            run.id.as_str().into(),
+            prompt.into(),
+            crate::domain::time::now_rfc3339().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A Stop (StopFailure): the run's open prompts are completed (failed). None open: nothing.
+fn close_prompt<D: Database>(
+    db: &D,
+    run: &Run,
+    status: &str,
+    response: Option<&str>,
+    error: Option<&str>,
+) -> Result<(), ApiError> {
+    let now = crate::domain::time::now_rfc3339();
+    db.execute(
+        "UPDATE prompts SET status = ?2, completed_at = ?3, \
+         response_text = COALESCE(?4, response_text), error_message = COALESCE(?5, error_message), \
+         latency_ms = CAST(MAX(0, (julianday(?3) - julianday(created_at)) * 86400000) AS INTEGER) \
+         WHERE agent_id = ?1 AND status IN ('pending', 'streaming')",
+        &[
+            run.id.as_str().into(),
+            status.into(),
+            now.into(),
+            response
+                .map(|r| sink::truncate(r, sink::MAX_PROMPT_TEXT))
+                .into(),
+            error.map(|e| sink::truncate(e, sink::MAX_MESSAGE)).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A PostToolUse / PostToolUseFailure: one `tool_call` log per `tool_use_id` (else per
+/// content), with excerpts of the input and the response.
+fn tool_call<D: Database>(
+    db: &D,
+    run: &Run,
+    session: &str,
+    failed: bool,
+    event: &Map<String, Json>,
+) -> Result<(), ApiError> {
+    let tool = text(event, "tool_name").unwrap_or("(unnamed tool)");
+    let tool_use_id = text(event, "tool_use_id");
+    let key = match tool_use_id {
+        Some(id) => format!("tool:{session}:{id}"),
+        None => format!("hash:{}", sink::digest(&Json::Object(event.clone()))),
+    };
+    if !sink::claim(db, &key, &run.id)? {
+        return Ok(());
+    }
+    let error = text(event, "error");
+    let mut details = json!({
+        "hook_event_name": text(event, "hook_event_name"),
+        "tool_name": tool,
+        "tool_use_id": tool_use_id,
+        "tool_input": excerpt(event.get("tool_input")),
+        "tool_response": excerpt(event.get("tool_response")),
+    });
+    if failed {
+        details["error"] = json!(error.map(|e| sink::truncate(e, MAX_EXCERPT)));
+        details["is_interrupt"] = event.get("is_interrupt").cloned().unwrap_or(Json::Null);
+    }
+    let (level, message) = if failed {
+        (
+            LogLevel::Error,
+            format!("{tool} failed: {}", error.unwrap_or("no error message")),
+        )
+    } else {
+        (LogLevel::Info, tool.to_owned())
+    };
+    sink::log(db, &run.id, level, LogType::ToolCall, &message, &details)?;
+    Ok(())
+}
+
+/// A value kept whole when its JSON text fits in [`MAX_EXCERPT`]; else the text's first
+/// [`MAX_EXCERPT`] bytes as a string (`{"excerpt": …, "truncated": true, "bytes": n}`).
+pub fn excerpt(value: Option<&Json>) -> Json {
+    let Some(value) = value else {
+        return Json::Null;
+    };
+    let text = value.to_string();
+    if text.len() <= MAX_EXCERPT {
+        return value.clone();
+    }
+    json!({
+        "excerpt": sink::truncate(&text, MAX_EXCERPT),
+        "truncated": true,
+        "bytes": text.len(),
+    })
+}

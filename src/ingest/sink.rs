@@ -1,0 +1,255 @@
+//! Where ingested events land: definitions created on first use, runs found by the key of
+//! the outside session they stand for, status moves with their `state_change` row, prompts
+//! and logs. Every function runs inside the caller's write transaction, so one delivery is
+//! applied whole or not at all, and a retried one finds its keys already there.
+//!
+//! Status moves write the same `state_change` row as `PATCH /api/runtime/agents/{id}`
+//! ([`crate::store::runs::record_state_change`]), so the feed shows ingested runs live;
+//! prompt costs roll up into the run by the triggers of migration 0002, as for the API.
+
+use crate::db::{Database, DbError, Value};
+use crate::domain::{time::now_rfc3339, AgentType, Id, LogLevel, LogType, RunStatus};
+use crate::error::ApiError;
+use crate::store::runs::{self, Run};
+
+/// Text limits of what we copy from outside payloads (the API's own limits).
+pub const MAX_SESSION_ID: usize = 256;
+pub const MAX_MESSAGE: usize = 65_536;
+pub const MAX_PROMPT_TEXT: usize = 1_000_000;
+pub const MAX_MODEL: usize = 256;
+
+/// The id of the definition called `name`, created with `agent_type` on first use (an
+/// existing definition keeps its own type).
+pub fn definition<D: Database>(
+    db: &D,
+    name: &str,
+    agent_type: AgentType,
+) -> Result<String, ApiError> {
+    let mut found = db.execute(
+        "SELECT id FROM orchestrator_agents WHERE name = ?1",
+        &[name.into()],
+    )?;
+    if let Some(mut row) = found.first() {
+        return Ok(row.text(0)?);
+    }
+    let now = now_rfc3339();
+    let id = Id::new_v4().as_str().to_owned();
+    db.execute(
+        "INSERT INTO orchestrator_agents (id, name, description, agent_type, capabilities, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, '[]', ?5, ?5)",
+        &[
+            id.as_str().into(),
+            name.into(),
+            "created by ingest on first use".into(),
+            agent_type.as_str().into(),
+            now.into(),
+        ],
+    )?;
+    Ok(id)
+}
+
+/// The run a key names, if one was recorded.
+pub fn run_for_key<D: Database>(db: &D, key: &str) -> Result<Option<Run>, ApiError> {
+    let mut rows = db.execute(
+        "SELECT agent_id FROM ingest_keys WHERE key = ?1",
+        &[key.into()],
+    )?;
+    let Some(mut row) = rows.first() else {
+        return Ok(None);
+    };
+    match Id::parse(&row.text(0)?) {
+        Some(id) => Ok(runs::get(db, &id)?),
+        None => Ok(None),
+    }
+}
+
+/// What a new run is made of.
+pub struct RunSpec<'a> {
+    pub key: &'a str,
+    pub definition_id: &'a str,
+    pub session_id: &'a str,
+    pub parent_agent_id: Option<&'a str>,
+    pub context: serde_json::Value,
+}
+
+/// The run `spec.key` names, created in `initializing` (with its first `state_change` row)
+/// when there is none yet.
+pub fn ensure_run<D: Database>(db: &D, spec: RunSpec<'_>) -> Result<Run, ApiError> {
+    if let Some(run) = run_for_key(db, spec.key)? {
+        return Ok(run);
+    }
+    let now = now_rfc3339();
+    let id = Id::new_v4();
+    db.execute(
+        "INSERT INTO agents (id, orchestrator_agent_id, session_id, parent_agent_id, status, \
+         context, config, started_at, last_activity_at, cost_usd, tokens_input, tokens_output) \
+         VALUES (?1, ?2, ?3, ?4, 'initializing', ?5, '{}', ?6, ?6, 0, 0, 0)",
+        &[
+            (&id).into(),
+            spec.definition_id.into(),
+            truncate(spec.session_id, MAX_SESSION_ID).into(),
+            spec.parent_agent_id.map(str::to_owned).into(),
+            spec.context.to_string().into(),
+            now.as_str().into(),
+        ],
+    )?;
+    db.execute(
+        "INSERT INTO ingest_keys (key, agent_id) VALUES (?1, ?2)",
+        &[spec.key.into(), (&id).into()],
+    )?;
+    let run = runs::get(db, &id)?
+        .ok_or_else(|| ApiError::internal("a run just inserted cannot be read back"))?;
+    runs::record_state_change(db, None, &run, &now)?;
+    Ok(run)
+}
+
+/// Move a run to `to` as a PATCH would: a final run and the same status change nothing
+/// (and write no row); entering a final status sets `completed_at`.
+pub fn move_run<D: Database>(
+    db: &D,
+    run: Run,
+    to: RunStatus,
+    error_message: Option<&str>,
+) -> Result<Run, ApiError> {
+    let Some(from) = RunStatus::parse(&run.status) else {
+        return Ok(run);
+    };
+    if from.is_final() || from == to || !from.can_move_to(to) {
+        return Ok(run);
+    }
+    let now = now_rfc3339();
+    let completed_at = to.is_final().then(|| now.clone());
+    db.execute(
+        "UPDATE agents SET status = ?2, completed_at = COALESCE(?3, completed_at), \
+         error_message = COALESCE(?4, error_message), last_activity_at = ?5 WHERE id = ?1",
+        &[
+            run.id.as_str().into(),
+            to.as_str().into(),
+            completed_at.into(),
+            error_message.map(|m| truncate(m, MAX_MESSAGE)).into(),
+            now.as_str().into(),
+        ],
+    )?;
+    let id = Id::parse(&run.id).ok_or_else(|| ApiError::internal("stored run id"))?;
+    let moved =
+        runs::get(db, &id)?.ok_or_else(|| ApiError::internal("a run just updated is gone"))?;
+    runs::record_state_change(db, Some(from), &moved, &now)?;
+    Ok(moved)
+}
+
+/// Record `key` as applied for `run_id`; `false` when it already was (a redelivery).
+pub fn claim<D: Database>(db: &D, key: &str, run_id: &str) -> Result<bool, DbError> {
+    let rows = db.execute(
+        "INSERT INTO ingest_keys (key, agent_id) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO NOTHING RETURNING key",
+        &[key.into(), run_id.into()],
+    )?;
+    Ok(!rows.is_empty())
+}
+
+/// Write one agent log row (never `state_change`: those come from [`move_run`]).
+pub fn log<D: Database>(
+    db: &D,
+    run_id: &str,
+    level: LogLevel,
+    log_type: LogType,
+    message: &str,
+    details: &serde_json::Value,
+) -> Result<(), DbError> {
+    db.execute(
+        "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        &[
+            run_id.into(),
+            level.as_str().into(),
+            log_type.as_str().into(),
+            truncate(message, MAX_MESSAGE).into(),
+            details.to_string().into(),
+            now_rfc3339().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A finished LLM call, as OTLP reports it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Call {
+    pub prompt_name: Option<String>,
+    pub prompt_text: String,
+    pub response_text: Option<String>,
+    pub model_used: Option<String>,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub cost_usd: f64,
+    pub latency_ms: Option<i64>,
+    pub failed: Option<String>,
+}
+
+/// Insert a prompt that is already over (completed, or failed with its message). Its cost
+/// and tokens roll up into the run in this transaction (migration 0002's triggers).
+pub fn finished_prompt<D: Database>(db: &D, run_id: &str, call: &Call) -> Result<(), DbError> {
+    let now = now_rfc3339();
+    let status = if call.failed.is_some() {
+        "failed"
+    } else {
+        "completed"
+    };
+    db.execute(
+        "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, \
+         response_text, status, model_used, tokens_input, tokens_output, cost_usd, latency_ms, \
+         created_at, completed_at, error_message) \
+         VALUES (?1, ?2, 'command', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
+        &[
+            Id::new_v4().into(),
+            run_id.into(),
+            call.prompt_name
+                .as_deref()
+                .map(|n| truncate(n, MAX_MODEL))
+                .into(),
+            truncate(&call.prompt_text, MAX_PROMPT_TEXT).into(),
+            call.response_text
+                .as_deref()
+                .map(|t| truncate(t, MAX_PROMPT_TEXT))
+                .into(),
+            status.into(),
+            call.model_used
+                .as_deref()
+                .map(|m| truncate(m, MAX_MODEL))
+                .into(),
+            call.tokens_input.max(0).into(),
+            call.tokens_output.max(0).into(),
+            Value::Real(if call.cost_usd.is_finite() {
+                call.cost_usd.max(0.0)
+            } else {
+                0.0
+            }),
+            call.latency_ms.map(|l| l.max(0)).into(),
+            now.into(),
+            call.failed
+                .as_deref()
+                .map(|m| truncate(m, MAX_MESSAGE))
+                .into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// A stable digest of a JSON value (keys in sorted order: serde_json's map is a BTreeMap),
+/// for deduplicating deliveries that carry no id of their own.
+pub fn digest(value: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(value.to_string().as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
