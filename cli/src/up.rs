@@ -116,6 +116,18 @@ fn synchronous(level: &str) -> Result<Synchronous> {
     }
 }
 
+/// Whether the manifest is this orchestrator's app (or a project made by `new`), and
+/// not some other Spin app `up` is asked to run: it routes `/api/events`, the feed
+/// the sidecar follows. Decided by route, not by the app's name, which a project may
+/// change; a manifest that cannot be read is left to the host to report.
+pub fn serves_the_feed(manifest: &std::path::Path) -> bool {
+    spin_host::manifest::Manifest::from_file(manifest).is_ok_and(|m| {
+        m.routes()
+            .iter()
+            .any(|(route, _)| route == "/api/events" || route.starts_with("/api/events/"))
+    })
+}
+
 /// The host configuration `up` runs with.
 pub fn host_config(args: &UpArgs) -> Result<HostConfig> {
     let mut config = HostConfig::new(&args.manifest);
@@ -124,6 +136,7 @@ pub fn host_config(args: &UpArgs) -> Result<HostConfig> {
         args.http_port,
     ));
     let runtime_config = args.runtime_config_file.exists();
+    let orchestrator = serves_the_feed(&args.manifest);
     if runtime_config {
         config.runtime_config_path = Some(args.runtime_config_file.clone());
     }
@@ -134,12 +147,13 @@ pub fn host_config(args: &UpArgs) -> Result<HostConfig> {
                 .sqlite_path_overrides
                 .insert("default".into(), path.clone());
         }
-        (None, false) => {
+        (None, false) if orchestrator => {
             config
                 .sqlite_path_overrides
                 .insert("default".into(), PathBuf::from("data/orchestrator.db"));
         }
-        (None, true) => {}
+        // Another app gets Spin's default, `.spin/sqlite_db.db`, as on `spin up`.
+        (None, _) => {}
     }
     config.variables = crate::settings::spin_variables(std::env::vars());
     // Flags given on the command line reach the components too.
@@ -165,12 +179,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
         tokio::task::spawn_blocking(move || crate::build::build(&manifest)).await??;
     }
     let config = host_config(&args)?;
+    let orchestrator = serves_the_feed(&args.manifest);
     let host = Host::start(config).await?;
     // The host is generic; this app's schema is the core's, applied natively before the
     // first request so that a database newer than this build stops `up` right here.
+    // Another Spin app's database is its own business, as on `spin up`.
     let databases = host.databases();
     for (label, path) in &databases {
-        if label == "default" {
+        if !orchestrator {
+            println!("Database: {} ({label})", path.display());
+        } else if label == "default" {
             let version = crate::migrate::migrate_file(path)?;
             println!("Database: {} (schema version {version})", path.display());
         }
@@ -187,14 +205,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
             if wildcard { " (wildcard)" } else { "" }
         );
     }
-    if args.feed.api_token.as_deref().is_none_or(str::is_empty) {
+    if orchestrator && args.feed.api_token.as_deref().is_none_or(str::is_empty) {
         println!(
             "Warning: ORCHESTRATOR_API_TOKEN is unset: the API is open (local development only)"
         );
     }
 
     let shutdown = Shutdown::on_signals();
-    let sidecar = if args.no_sidecar {
+    // The sidecar follows the feed: an app that does not serve it gets none.
+    let sidecar = if args.no_sidecar || !orchestrator {
         None
     } else {
         raise_open_file_limit();
