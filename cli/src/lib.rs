@@ -6,10 +6,14 @@
 //! - `migrate`: apply the core's migrations natively.
 //! - `sidecar`: only the WebSocket bridge, in front of any API base URL.
 //! - `new`: scaffold a ready-to-run project.
+//! - `prune`: apply retention now.
+//! - `connect`: point a coding agent (Claude Code) at this backend.
 
 pub mod build;
+pub mod connect;
 pub mod migrate;
 pub mod new;
+pub mod prune;
 pub mod settings;
 pub mod shutdown;
 pub mod up;
@@ -36,8 +40,12 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Run only the WebSocket sidecar in front of an API base URL.
     Sidecar(up::SidecarArgs),
+    /// Apply retention now (RETENTION_DAYS) to DATABASE_PATH and print what it removed.
+    Prune(prune::PruneArgs),
     /// Scaffold a new project that runs with `orchestrator up`.
     New(new::NewArgs),
+    /// Print (or merge into .claude/settings.json) the Claude Code hooks for this backend.
+    Connect(connect::ConnectArgs),
 }
 
 /// Parse the command line (after reading `.env`) and run; errors print as one line.
@@ -51,6 +59,8 @@ pub fn main() -> ExitCode {
         Command::Migrate(args) => migrate::run(&args),
         Command::Sidecar(args) => runtime().and_then(|rt| rt.block_on(up::run_sidecar(args))),
         Command::New(args) => new::run(&args),
+        Command::Prune(args) => prune::run(&args),
+        Command::Connect(args) => connect::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,6 +29,7 @@ pub const VARIABLE_NAMES: &[(&str, &str)] = &[
     ("CORS_ORIGINS", "cors_origins"),
     ("ORCHESTRATOR_API_TOKEN", "api_token"),
     ("MAX_BODY_BYTES", "max_body_bytes"),
+    ("RETENTION_DAYS", "retention_days"),
 ];
 
 /// Spin variable overrides from an environment: `SPIN_VARIABLE_X` sets `x` (as Spin does),

@@ -58,6 +58,13 @@ pub struct UpArgs {
     /// How long in-flight requests may finish after SIGINT/SIGTERM, in seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Seconds a client may take to send a request's head (and an idle keep-alive
+    /// connection may stay open) before the connection is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Open connections allowed per client address; more get a 503 and are closed.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 512)]
+    pub max_connections_per_client: usize,
     /// SQLite connections per database.
     #[arg(long, env = "SQLITE_POOL_SIZE", default_value_t = 16)]
     pub sqlite_pool_size: usize,
@@ -80,6 +87,10 @@ pub struct SidecarArgs {
     /// Address to listen on (default 127.0.0.1:WEBSOCKET_PORT).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Seconds each upstream long-poll waits (1..=30); keep it under the API's request
+    /// deadline. A poll the deadline still ends (504) teaches the sidecar a shorter one.
+    #[arg(long, default_value_t = 25)]
+    pub upstream_wait: u64,
     #[command(flatten)]
     pub feed: FeedArgs,
 }
@@ -168,6 +179,8 @@ pub fn host_config(args: &UpArgs) -> Result<HostConfig> {
     }
     config.request_deadline = Duration::from_secs(args.request_timeout_secs.max(1));
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    config.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs.max(1));
+    config.max_connections_per_client = args.max_connections_per_client.max(1);
     config.sqlite_pool_size = args.sqlite_pool_size.max(1);
     config.sqlite_synchronous = synchronous(&args.sqlite_synchronous)?;
     Ok(config)
@@ -179,6 +192,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         tokio::task::spawn_blocking(move || crate::build::build(&manifest)).await??;
     }
     let config = host_config(&args)?;
+    let retention_days = crate::prune::days_from_variables(&config.variables)?;
     let orchestrator = serves_the_feed(&args.manifest);
     let host = Host::start(config).await?;
     // The host is generic; this app's schema is the core's, applied natively before the
@@ -191,6 +205,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         } else if label == "default" {
             let version = crate::migrate::migrate_file(path)?;
             println!("Database: {} (schema version {version})", path.display());
+            crate::prune::at_start_then_hourly(path, retention_days)?;
         }
     }
     let addr = host.local_addr();
@@ -218,7 +233,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     } else {
         raise_open_file_limit();
         let listen = SocketAddr::new(addr.ip(), args.feed.websocket_port);
-        let config = args.feed.sidecar_config(format!("http://{addr}"), listen);
+        let mut config = args.feed.sidecar_config(format!("http://{addr}"), listen);
+        // The long-poll ends by its own wait, under the host's deadline, not by a 504.
+        config.poll_wait = SidecarConfig::poll_wait_within(Duration::from_secs(
+            args.request_timeout_secs.max(1),
+        ));
         let sidecar = Sidecar::start(config)
             .await
             .context("cannot start the WebSocket sidecar")?;
@@ -246,7 +265,8 @@ pub async fn run_sidecar(args: SidecarArgs) -> Result<()> {
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         args.feed.websocket_port,
     ));
-    let config = args.feed.sidecar_config(args.upstream.clone(), listen);
+    let mut config = args.feed.sidecar_config(args.upstream.clone(), listen);
+    config.poll_wait = Duration::from_secs(args.upstream_wait);
     let sidecar = Sidecar::start(config).await?;
     println!(
         "WebSocket: ws://{}/ws/agent-status following {}",

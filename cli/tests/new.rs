@@ -361,6 +361,7 @@ fn the_sample_lists_every_variable_with_its_default() {
         ("HEARTBEAT_SECS", "30"),
         ("SPIN_VARIABLE_SSE_MAX_SECONDS", "50"),
         ("SPIN_VARIABLE_SSE_KEEPALIVE_SECONDS", "15"),
+        ("RETENTION_DAYS", "30"),
         ("RUST_LOG", "info"),
     ]
     .into();

@@ -42,3 +42,27 @@ pub fn prune<C: Connector>(
     let pruned = retention::prune(&db, config.retention_days, now, dry_run, &pacing)?;
     Ok(Response::json(200, &pruned))
 }
+
+/// `POST /api/admin/prune` in the OpenAPI document (kept beside its handler).
+pub(crate) fn describe(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let count = |what: &str| json!({ "type": "integer", "description": what });
+    doc["components"]["schemas"]["Pruned"] = json!({ "type": "object", "properties": {
+        "dry_run": { "type": "boolean" },
+        "retention_days": { "type": "integer", "description": "The retention_days variable; 0 keeps everything" },
+        "cutoff": { "type": ["string", "null"], "format": "date-time", "description": "Final runs and system logs with no activity since went; null when retention is off" },
+        "runs": count("Final runs removed"),
+        "prompts": count("Their prompts"),
+        "agent_logs": count("Their logs (feed events among them)"),
+        "system_logs": count("System logs older than the cutoff"),
+        "complete": { "type": "boolean", "description": "false when the request's time budget ran out: call again for the rest" } } });
+    let error = |code: u16| json!({ "$ref": format!("#/components/responses/E{code}") });
+    doc["paths"]["/api/admin/prune"] = json!({ "post": {
+        "summary": "Apply retention now (for a cron on hosts other than `orchestrator up`, which prunes hourly by itself)",
+        "requestBody": { "required": false, "content": { "application/json": { "schema": {
+            "type": "object", "additionalProperties": false,
+            "properties": { "dry_run": { "type": "boolean", "default": false, "description": "Count only; delete nothing" } } } } } },
+        "responses": {
+            "200": { "description": "What was removed (or would be)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Pruned" } } } },
+            "400": error(400), "401": error(401), "405": error(405), "413": error(413), "415": error(415), "422": error(422), "503": error(503) } } });
+}

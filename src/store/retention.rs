@@ -82,6 +82,11 @@ pub struct Pruned {
     pub complete: bool,
 }
 
+/// The current time, for callers that have no `time` dependency of their own.
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
 /// The cutoff for `days` of retention at `now`; `None` for 0 (keep everything).
 pub fn cutoff(now: OffsetDateTime, days: u32) -> Option<String> {
     if days == 0 {

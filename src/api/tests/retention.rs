@@ -313,3 +313,22 @@ fn the_prune_endpoint_needs_the_token_and_honours_zero_days() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json_body()["cutoff"], Json::Null);
 }
+
+#[test]
+fn openapi_describes_the_prune_route_and_its_answer() {
+    let doc = App::new().get("/openapi.json").json_body();
+    let op = &doc["paths"]["/api/admin/prune"]["post"];
+    assert!(op["responses"]["200"].is_object(), "{op}");
+    assert_eq!(op["requestBody"]["required"], false);
+    let answer = &doc["components"]["schemas"]["Pruned"]["properties"];
+    for field in [
+        "runs",
+        "prompts",
+        "agent_logs",
+        "system_logs",
+        "dry_run",
+        "complete",
+    ] {
+        assert!(answer[field].is_object(), "{field}");
+    }
+}
