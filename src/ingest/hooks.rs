@@ -156,7 +156,7 @@ pub fn apply<D: Database>(
                 event,
             )?;
         }
-        "Stop" | "SubagentStop" => {
+        "Stop" => {
             close_prompt(
                 db,
                 &run,
@@ -164,12 +164,12 @@ pub fn apply<D: Database>(
                 text(event, "last_assistant_message"),
                 None,
             )?;
-            let to = if name == "Stop" && run.parent_agent_id.is_none() {
-                RunStatus::Reviewing
-            } else {
-                RunStatus::Completed
-            };
-            sink::move_run(db, run, to, None)?;
+            sink::move_run(db, run, RunStatus::Reviewing, None)?;
+        }
+        // Only a subagent's own run ends with SubagentStop (one without agent_id falls
+        // through to the unknown events below, so it cannot end the session's run).
+        "SubagentStop" if run.parent_agent_id.is_some() => {
+            sink::move_run(db, run, RunStatus::Completed, None)?;
         }
         "StopFailure" => {
             let error = text(event, "error")
@@ -181,7 +181,7 @@ pub fn apply<D: Database>(
         "SessionEnd" => {
             sink::move_run(db, run, RunStatus::Completed, None)?;
         }
-        "SubagentStart" => {}
+        "SubagentStart" if run.parent_agent_id.is_some() => {}
         "Notification" => {
             let message = text(event, "message").unwrap_or("notification");
             once(db, &run, event, |db| {

@@ -24,3 +24,30 @@ pub fn claude_code<D: Database>(
     write_transaction(&db, |db| hooks::apply(db, &target, body.fields()))?;
     Ok(Response::json(200, &serde_json::json!({})))
 }
+
+/// The ingest routes in `/openapi.json`.
+pub(crate) fn describe(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let error = |code: u16| json!({ "$ref": format!("#/components/responses/E{code}") });
+    let query = |name: &str, description: &str| {
+        json!({ "name": name, "in": "query", "required": false, "description": description,
+                "schema": { "type": "string" } })
+    };
+    doc["paths"]["/api/ingest/claude-code"] = json!({ "post": {
+        "summary": "One Claude Code hook event (the body an \"type\": \"http\" hook posts). Creates the session's run (and a subagent's child run via agent_id) on first use; moves its status through the same state_change rows as PATCH; UserPromptSubmit is a prompt the next Stop completes; PostToolUse/PostToolUseFailure a tool_call log (input and response kept whole up to 64 KiB of JSON each, else an excerpt {excerpt, truncated, bytes}); Notification a milestone log. Unknown events and fields are kept as a DEBUG milestone, never an error. A redelivery changes nothing; a final run takes no more events.",
+        "parameters": [
+            query("agent", "Definition name, created on first use (default claude-code)"),
+            query("agent_type", "Definition type on creation (default builder)"),
+            query("session", "The run's session_id (default the hook's session_id)"),
+        ],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": {
+            "type": "object", "required": ["session_id"], "properties": {
+                "session_id": { "type": "string" }, "hook_event_name": { "type": "string" },
+                "agent_id": { "type": "string" }, "prompt": { "type": "string" },
+                "tool_name": { "type": "string" }, "tool_use_id": { "type": "string" },
+                "tool_input": {}, "tool_response": {}, "error": { "type": "string" },
+                "message": { "type": "string" } } } } } },
+        "responses": {
+            "200": { "description": "Applied (or already applied): {}", "content": { "application/json": { "schema": { "type": "object", "maxProperties": 0 } } } },
+            "400": error(400), "401": error(401), "405": error(405), "413": error(413), "415": error(415), "422": error(422), "503": error(503) } } });
+}

@@ -325,6 +325,24 @@ fn a_tool_call_before_any_session_start_creates_the_run() {
 }
 
 #[test]
+fn a_subagent_event_without_agent_id_cannot_end_the_session_run() {
+    let app = App::new();
+    send(
+        &app,
+        "",
+        &hook("UserPromptSubmit", "n", json!({"prompt": "go"})),
+    );
+    send(
+        &app,
+        "",
+        &hook("SubagentStop", "n", json!({"stop_hook_active": false})),
+    );
+    let runs = runs_of(&app, "n");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "planning");
+}
+
+#[test]
 fn a_stop_failure_fails_the_open_prompt_and_the_run() {
     let app = App::new();
     send(
@@ -431,4 +449,15 @@ fn raw(content_type: &str, body: &[u8]) -> Request {
     let mut req = Request::new("POST", HOOKS).with_header("content-type", content_type);
     req.body = body.to_vec();
     req
+}
+
+#[test]
+fn openapi_describes_the_hooks_route() {
+    let doc = App::new().get("/openapi.json").json_body();
+    let op = &doc["paths"]["/api/ingest/claude-code"]["post"];
+    assert!(op["summary"].as_str().unwrap().contains("64 KiB"));
+    assert_eq!(
+        op["responses"]["415"]["$ref"],
+        "#/components/responses/E415"
+    );
 }
