@@ -2,6 +2,7 @@
 //! (configuration, routing, CORS, auth, body and query parsing). Components translate
 //! Spin's types to these and back; tests build them directly.
 
+pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod cors;

@@ -103,6 +103,19 @@ pub async fn serve(group: Group, req: IncomingRequest, out: ResponseOutparam) {
     }
 }
 
+/// Serve one request from files embedded in the component (the dashboard): no
+/// configuration, no database, no token — the page must load before it can ask for one.
+pub async fn serve_assets(
+    assets: &[orchestrator_core::http::assets::Asset],
+    req: IncomingRequest,
+    out: ResponseOutparam,
+) {
+    // GET and HEAD only: no body is read.
+    let request = read_request(req, 0).await;
+    let response = orchestrator_core::http::assets::serve(assets, &request);
+    write_response(out, response, NO_STREAM).await
+}
+
 /// Translate the request, reading at most `max_body + 1` body bytes: enough to tell that a
 /// body is too large without holding all of it.
 async fn read_request(req: IncomingRequest, max_body: usize) -> Request {
