@@ -23,7 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use minijinja::{context, AutoEscape, Environment, UndefinedBehavior};
 
 /// The components, in manifest order. Each ships as `components/<id>.wasm`.
-pub const COMPONENTS: [&str; 5] = ["agents", "runtime", "events", "ingest", "meta"];
+pub const COMPONENTS: [&str; 6] = ["agents", "runtime", "events", "ingest", "ui", "meta"];
 
 /// Default of `--http-port` (as `HTTP_PORT`).
 pub const DEFAULT_HTTP_PORT: u16 = 8000;
