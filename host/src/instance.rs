@@ -17,6 +17,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::diag::one_line;
+use crate::key_value::{self, KeyValueCtx, KeyValueView};
 use crate::outbound_http::{OutboundConfig, OutboundHttp};
 use crate::sqlite::{self, Databases, SqliteCtx, SqliteView, StopCheck};
 use crate::variables::{self, ComponentVariables};
@@ -30,6 +31,7 @@ pub struct HostState {
     hooks: OutboundHttp,
     sqlite: SqliteCtx,
     variables: ComponentVariables,
+    key_value: KeyValueCtx,
 }
 
 impl WasiView for HostState {
@@ -64,6 +66,11 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     .map_err(to_anyhow)?;
     variables::add_to_linker(&mut linker, |s: &mut HostState| &mut s.variables)
         .map_err(to_anyhow)?;
+    key_value::add_to_linker(&mut linker, |s: &mut HostState| KeyValueView {
+        ctx: &s.key_value,
+        table: &mut s.table,
+    })
+    .map_err(to_anyhow)?;
     Ok(linker)
 }
 
@@ -87,6 +94,8 @@ pub struct InstanceSettings {
     pub componentize_cache: PathBuf,
     /// Its outbound HTTP allow-list.
     pub outbound: Arc<OutboundConfig>,
+    /// Its access to the key-value stores.
+    pub key_value: KeyValueCtx,
 }
 
 /// A component compiled and pre-instantiated once; [`PreparedComponent::new_store`]
@@ -100,6 +109,7 @@ pub struct PreparedComponent {
     allowed_databases: Arc<HashSet<String>>,
     variables: ComponentVariables,
     outbound: Arc<OutboundConfig>,
+    key_value: KeyValueCtx,
 }
 
 impl PreparedComponent {
@@ -150,6 +160,7 @@ impl PreparedComponent {
             allowed_databases: Arc::new(settings.allowed_databases),
             variables: settings.variables,
             outbound: settings.outbound,
+            key_value: settings.key_value,
         })
     }
 
@@ -187,6 +198,7 @@ impl PreparedComponent {
             sqlite: SqliteCtx::new(self.databases.clone(), self.allowed_databases.clone())
                 .with_stop(stop_sqlite),
             variables: self.variables.clone(),
+            key_value: self.key_value.clone(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         // Every epoch tick, a running guest yields to the async runtime, and traps

@@ -1,9 +1,10 @@
 //! Spin runtime configuration (`runtime-config.toml`): where each SQLite database
 //! label lives.
 //!
-//! Only `[sqlite_database.<label>] type = "spin", path = "..."` is interpreted; a
+//! Only `[sqlite_database.<label>]` and `[key_value_store.<label>]` with
+//! `type = "spin", path = "..."` are interpreted; a
 //! relative `path` is resolved against the directory of the runtime config file, as
-//! Spin does. Other sections (key-value stores, variable providers, ...) are ignored.
+//! Spin does. Other sections (variable providers, ...) are ignored.
 //! Backends this host cannot serve (e.g. `type = "libsql"`) are a start-up error
 //! rather than a silent fallback to a local file.
 
@@ -25,12 +26,17 @@ pub struct RuntimeConfig {
     /// SQLite database label to its file, already resolved against the runtime
     /// config file's directory.
     pub sqlite_databases: BTreeMap<String, PathBuf>,
+    /// Key-value store label to its SQLite file (`[key_value_store.<label>]`),
+    /// resolved the same way.
+    pub key_value_stores: BTreeMap<String, PathBuf>,
 }
 
 #[derive(Deserialize)]
 struct RawRuntimeConfig {
     #[serde(default)]
     sqlite_database: BTreeMap<String, RawSqliteDatabase>,
+    #[serde(default)]
+    key_value_store: BTreeMap<String, RawSqliteDatabase>,
 }
 
 #[derive(Deserialize)]
@@ -64,26 +70,35 @@ impl RuntimeConfig {
             .unwrap_or(Path::new("."));
         let mut sqlite_databases = BTreeMap::new();
         for (label, db) in raw.sqlite_database {
-            let resolved = resolve(&label, db, dir)
+            let resolved = resolve(&format!("sqlite_database.{label}"), db, dir)
                 .map_err(|e| anyhow!("invalid runtime config {}: {e}", path.display()))?;
             sqlite_databases.insert(label, resolved);
         }
-        Ok(RuntimeConfig { sqlite_databases })
+        let mut key_value_stores = BTreeMap::new();
+        for (label, store) in raw.key_value_store {
+            let resolved = resolve(&format!("key_value_store.{label}"), store, dir)
+                .map_err(|e| anyhow!("invalid runtime config {}: {e}", path.display()))?;
+            key_value_stores.insert(label, resolved);
+        }
+        Ok(RuntimeConfig {
+            sqlite_databases,
+            key_value_stores,
+        })
     }
 }
 
-fn resolve(label: &str, db: RawSqliteDatabase, dir: &Path) -> Result<PathBuf> {
+fn resolve(section: &str, db: RawSqliteDatabase, dir: &Path) -> Result<PathBuf> {
+    // `section` is `sqlite_database.<label>` or `key_value_store.<label>`.
+    let label = section;
     if db.kind != "spin" {
         bail!(
-            "[sqlite_database.{label}] type = \"{}\" is not supported by this host (only \"spin\", a local file)",
+            "[{label}] type = \"{}\" is not supported by this host (only \"spin\", a local file)",
             db.kind
         );
     }
     match db.path {
         Some(p) if !p.is_empty() => Ok(dir.join(p)),
-        _ => bail!(
-            "[sqlite_database.{label}] needs a `path` (in-memory databases are not supported)"
-        ),
+        _ => bail!("[{label}] needs a `path` (in-memory databases are not supported)"),
     }
 }
 
@@ -116,6 +131,7 @@ path = "kv.db"
         );
         assert_eq!(rc.sqlite_databases["abs"], Path::new("/var/lib/x.db"));
         assert_eq!(rc.sqlite_databases.len(), 2);
+        assert_eq!(rc.key_value_stores["default"], Path::new("/etc/app/kv.db"));
     }
 
     #[test]

@@ -159,3 +159,50 @@ async fn outbound_http_follows_allowed_outbound_hosts() {
     assert_eq!((status, body.as_str()), (200, "200 pong"));
     let _ = app.stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_value_stores_count_in_spins_sqlite_files() {
+    let dir = apps_dir().join("kv-counter");
+    let _ = std::fs::remove_dir_all(dir.join(".spin"));
+    let mut config = config("kv-counter");
+    config.runtime_config_path = Some(dir.join("runtime-config.toml"));
+    let app = serve(config).await;
+    assert_eq!(
+        get(&format!("{}/default", app.base)).await,
+        (200, "1".into())
+    );
+    assert_eq!(
+        get(&format!("{}/default", app.base)).await,
+        (200, "2".into())
+    );
+    // Another label is another store (from the runtime config).
+    assert_eq!(get(&format!("{}/other", app.base)).await, (200, "1".into()));
+    // Configured but not in the component's key_value_stores: AccessDenied.
+    let (status, body) = get(&format!("{}/unlisted", app.base)).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("AccessDenied"), "{body}");
+    let _ = app.stop.send(());
+    // The default store is where Spin keeps it, in Spin's table.
+    let db = rusqlite::Connection::open(dir.join(".spin/sqlite_key_value.db")).unwrap();
+    let value: Vec<u8> = db
+        .query_row(
+            "SELECT value FROM spin_key_value WHERE store = 'default' AND key = 'count'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(value, b"2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfigured_key_value_store_is_refused_at_start() {
+    // Without the runtime config, `other` is configured nowhere.
+    let e = Host::start(config("kv-counter"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("key-value store `other`, which is not configured"),
+        "{e}"
+    );
+}
