@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{anyhow, Result};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -96,6 +96,8 @@ pub struct InstanceSettings {
     pub outbound: Arc<OutboundConfig>,
     /// Its access to the key-value stores.
     pub key_value: KeyValueCtx,
+    /// Its read-only `files` mounts.
+    pub mounts: Vec<crate::files::Mount>,
 }
 
 /// A component compiled and pre-instantiated once; [`PreparedComponent::new_store`]
@@ -110,6 +112,7 @@ pub struct PreparedComponent {
     variables: ComponentVariables,
     outbound: Arc<OutboundConfig>,
     key_value: KeyValueCtx,
+    mounts: Arc<Vec<crate::files::Mount>>,
 }
 
 impl PreparedComponent {
@@ -161,6 +164,7 @@ impl PreparedComponent {
             variables: settings.variables,
             outbound: settings.outbound,
             key_value: settings.key_value,
+            mounts: Arc::new(settings.mounts),
         })
     }
 
@@ -190,6 +194,13 @@ impl PreparedComponent {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         wasi.envs(&self.environment);
+        for mount in self.mounts.iter() {
+            // Checked to be a directory at start; if it has gone since, the guest
+            // just doesn't see it (its reads fail), the request still runs.
+            if let Err(e) = wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly) {
+                tracing::warn!(component = %self.id, dir = %mount.host.display(), "cannot mount files: {e}");
+            }
+        }
         let state = HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),

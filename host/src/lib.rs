@@ -16,6 +16,7 @@ mod componentize;
 mod diag;
 pub mod engine;
 pub mod error;
+pub mod files;
 mod instance;
 pub mod key_value;
 pub mod manifest;
@@ -223,6 +224,12 @@ async fn start(config: HostConfig) -> Result<Host> {
                 key_value_stores.clone(),
                 Arc::new(component.key_value_stores.iter().cloned().collect()),
             ),
+            mounts: files::mounts(
+                id,
+                &manifest.dir,
+                &component.files,
+                &component.exclude_files,
+            )?,
         };
         let prepared =
             PreparedComponent::prepare(&engine, &linker, id, &component.source, settings).await?;

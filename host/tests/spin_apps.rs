@@ -206,3 +206,36 @@ async fn an_unconfigured_key_value_store_is_refused_at_start() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_mounted_read_only_and_nothing_outside_is_reachable() {
+    let app = serve(config("files")).await;
+    let read = |p: &str| format!("{}/read?{p}", app.base);
+    // `"static"` appears at /static, `{ source, destination }` where it says.
+    assert_eq!(
+        get(&read("/static/sub/hello.txt")).await,
+        (200, "hello from a file\n".into())
+    );
+    assert_eq!(
+        get(&read("/data/hello.txt")).await,
+        (200, "hello from a file\n".into())
+    );
+    // The manifest beside the mounts is out of reach, `..` included.
+    for outside in [
+        "/spin.toml",
+        "/static/../spin.toml",
+        "/data/../../spin.toml",
+    ] {
+        let (status, body) = get(&read(outside)).await;
+        assert_eq!(status, 500, "{outside}: {body}");
+    }
+    // Writing is refused.
+    let (status, body) = get(&format!("{}/write?/static/new.txt", app.base)).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("PermissionDenied") || body.contains("ReadOnlyFilesystem"),
+        "{body}"
+    );
+    assert!(!apps_dir().join("files/static/new.txt").exists());
+    let _ = app.stop.send(());
+}
