@@ -24,3 +24,14 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "cargo test (release: one build profile for tests, up and benchmarks)"
 cargo test --release --workspace
+
+step "browser tests of the dashboard (Debian chromium driven by playwright-core)"
+# The binary the tests start is the one `cargo test` just built (same release profile).
+cargo build --release -p orchestrator-cli
+if [ ! -x /usr/bin/chromium ]; then
+  # A test tool's own browser download does not work here; Debian's package does.
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends chromium >/dev/null \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
+(cd tests/browser && npm ci --no-audit --no-fund && npm test)
