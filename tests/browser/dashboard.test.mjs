@@ -163,7 +163,7 @@ test('when the API asks for a token, the page asks once and then works', async (
     await page.goto(`${app.base}/`);
     const dialog = page.getByRole('dialog', { name: 'API token' });
     await dialog.waitFor();
-    await page.getByLabel('Token').fill(token);
+    await page.getByRole('textbox', { name: 'Token' }).fill(token);
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.locator(statusCell(run.id)).waitFor();
     await page.locator('#connection', { hasText: 'live' }).waitFor();

@@ -16,8 +16,10 @@ function field(id, label, control) {
 }
 
 export function renderDefinitions(main) {
+  // No maxlength: a browser would silently cut a long name; the API's rule (and its
+  // message, shown at the field) is the one that counts.
   const form = el('form', { class: 'definition', 'aria-label': 'Definition', novalidate: true },
-    field('name', 'Name', el('input', { required: true, maxlength: '128' })),
+    field('name', 'Name', el('input', { required: true })),
     field('agent_type', 'Type', el('select', {}, AGENT_TYPES.map((t) => el('option', { value: t, text: t })))),
     field('description', 'Description', el('input', {})),
     field('capabilities', 'Capabilities (comma-separated)', el('input', {})),
