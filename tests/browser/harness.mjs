@@ -33,7 +33,8 @@ export function tempDir() {
 export async function startServer({ port, database, env = {} }) {
   const child = spawn(binary, ['up', '--listen', `127.0.0.1:${port}`, '--no-sidecar'], {
     cwd: repo,
-    env: { ...process.env, DATABASE_PATH: database, RUST_LOG: 'warn', ...env },
+    // A short grace: a test that restarts the API must not wait for open feed streams.
+    env: { ...process.env, DATABASE_PATH: database, RUST_LOG: 'warn', SHUTDOWN_GRACE_SECS: '1', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
