@@ -97,7 +97,8 @@ fn route<C: Connector + Clone>(
     config: &Config,
     req: &Request,
 ) -> Result<Reply<C>, ApiError> {
-    if req.path == "/api" || req.path.starts_with("/api/") {
+    // OTLP's /v1/... is ingest, behind the same token as /api.
+    if req.path == "/api" || req.path.starts_with("/api/") || req.path.starts_with("/v1/") {
         auth::check(config, req)?;
     }
     let route = Route::resolve(&req.path)
@@ -139,6 +140,11 @@ fn route<C: Connector + Clone>(
         Route::Events => events::poll(connector, &input),
         Route::EventsSnapshot => events::snapshot(connector),
         Route::AdminPrune => admin::prune(connector, config, &input),
+        Route::OtlpLogs => crate::ingest::otlp_logs(
+            || db::open(connector).map_err(ApiError::from),
+            input.body()?,
+        ),
+        Route::OtlpMetrics => Ok(crate::ingest::otlp_metrics()),
         Route::IngestClaudeCode => crate::ingest::claude_code(
             || db::open(connector).map_err(ApiError::from),
             &input.query,

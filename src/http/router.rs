@@ -40,6 +40,9 @@ pub enum Route {
     AdminPrune,
     /// `POST /api/ingest/claude-code`: one Claude Code hook event.
     IngestClaudeCode,
+    /// `POST /v1/logs`, `POST /v1/metrics`: OTLP/HTTP (JSON encoding).
+    OtlpLogs,
+    OtlpMetrics,
 }
 
 impl Route {
@@ -69,6 +72,8 @@ impl Route {
             ["api", "events", "stream"] => Route::EventsStream,
             ["api", "admin", "prune"] => Route::AdminPrune,
             ["api", "ingest", "claude-code"] => Route::IngestClaudeCode,
+            ["v1", "logs"] => Route::OtlpLogs,
+            ["v1", "metrics"] => Route::OtlpMetrics,
             ["health"] => Route::Health,
             ["openapi.json"] => Route::OpenApi,
             _ => return None,
@@ -89,7 +94,7 @@ impl Route {
             | Route::Session(_) => Group::Runtime,
             Route::Events | Route::EventsSnapshot | Route::EventsStream => Group::Events,
             Route::Health | Route::OpenApi | Route::AdminPrune => Group::Meta,
-            Route::IngestClaudeCode => Group::Ingest,
+            Route::IngestClaudeCode | Route::OtlpLogs | Route::OtlpMetrics => Group::Ingest,
         }
     }
 
@@ -100,7 +105,9 @@ impl Route {
             Route::Agent(_) => &["GET", "PUT", "DELETE"],
             Route::Run(_) => &["GET", "PATCH", "DELETE"],
             Route::Prompt(_) => &["GET", "PATCH"],
-            Route::AdminPrune | Route::IngestClaudeCode => &["POST"],
+            Route::AdminPrune | Route::IngestClaudeCode | Route::OtlpLogs | Route::OtlpMetrics => {
+                &["POST"]
+            }
             Route::Stats
             | Route::Sessions
             | Route::Session(_)

@@ -6,6 +6,7 @@
 //! and a retried one finds its keys (migration 0003's `ingest_keys`) and changes nothing.
 
 pub mod hooks;
+pub mod otlp_logs;
 pub mod sink;
 
 use crate::db::{write_transaction, Database};
@@ -25,6 +26,23 @@ pub fn claude_code<D: Database>(
     Ok(Response::json(200, &serde_json::json!({})))
 }
 
+/// `POST /v1/logs` (OTLP/JSON): Claude Code's events; answers an
+/// `ExportLogsServiceResponse` with `partialSuccess`.
+pub fn otlp_logs<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    body: &JsonObject,
+) -> Result<Response, ApiError> {
+    let records = otlp_logs::decode(&serde_json::Value::Object(body.fields().clone()))?;
+    let db = open()?;
+    let outcome = write_transaction(&db, |db| otlp_logs::apply(db, &records))?;
+    Ok(Response::json(200, &outcome.to_json()))
+}
+
+/// `POST /v1/metrics`: accepted and ignored (an exporter must not see errors).
+pub fn otlp_metrics() -> Response {
+    Response::json(200, &serde_json::json!({"partialSuccess": {}}))
+}
+
 /// The ingest routes in `/openapi.json`.
 pub(crate) fn describe(doc: &mut serde_json::Value) {
     use serde_json::json;
@@ -33,6 +51,16 @@ pub(crate) fn describe(doc: &mut serde_json::Value) {
         json!({ "name": name, "in": "query", "required": false, "description": description,
                 "schema": { "type": "string" } })
     };
+    let otlp = |summary: &str| {
+        json!({ "post": {
+        "summary": summary,
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+        "responses": {
+            "200": { "description": "OTLP Export…ServiceResponse: {\"partialSuccess\": {}} or {rejectedLogRecords, errorMessage}", "content": { "application/json": { "schema": { "type": "object" } } } },
+            "400": error(400), "401": error(401), "413": error(413), "415": error(415) } } })
+    };
+    doc["paths"]["/v1/logs"] = otlp("OTLP/HTTP logs, JSON encoding only in this version (application/x-protobuf is 415): claude_code.api_request → a completed prompt of the session's run (joined by session.id, even when the run is final; tokens_input includes cache read and creation tokens), tool_result → tool_call log, api_error → error log; records without session.id are counted in partialSuccess");
+    doc["paths"]["/v1/metrics"] = otlp("OTLP/HTTP metrics: accepted and ignored");
     doc["paths"]["/api/ingest/claude-code"] = json!({ "post": {
         "summary": "One Claude Code hook event (the body an \"type\": \"http\" hook posts). Creates the session's run (and a subagent's child run via agent_id) on first use; moves its status through the same state_change rows as PATCH; UserPromptSubmit is a prompt the next Stop completes; PostToolUse/PostToolUseFailure a tool_call log (input and response kept whole up to 64 KiB of JSON each, else an excerpt {excerpt, truncated, bytes}); Notification a milestone log. Unknown events and fields are kept as a DEBUG milestone, never an error. A redelivery changes nothing; a final run takes no more events.",
         "parameters": [

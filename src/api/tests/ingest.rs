@@ -461,3 +461,129 @@ fn openapi_describes_the_hooks_route() {
         "#/components/responses/E415"
     );
 }
+
+/// An OTLP/JSON logs export of Claude Code events, as its exporter sends them.
+fn otlp(records: Vec<Json>) -> Json {
+    json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "claude-code"}}]},
+        "scopeLogs": [{"scope": {"name": "com.anthropic.claude_code.events"}, "logRecords": records}]
+    }]})
+}
+
+fn api_request(session: &str, cost: Json, n: i64) -> Json {
+    json!({"timeUnixNano": format!("17000000000000000{n:02}"),
+        "body": {"stringValue": "claude_code.api_request"},
+        "attributes": [
+            {"key": "event.name", "value": {"stringValue": "api_request"}},
+            {"key": "session.id", "value": {"stringValue": session}},
+            {"key": "model", "value": {"stringValue": "claude-sonnet-4-5"}},
+            {"key": "cost_usd", "value": cost},
+            {"key": "duration_ms", "value": {"intValue": "1234"}},
+            {"key": "input_tokens", "value": {"intValue": "100"}},
+            {"key": "output_tokens", "value": {"stringValue": "50"}},
+            {"key": "cache_read_tokens", "value": {"intValue": 1000}},
+            {"key": "cache_creation_tokens", "value": {"intValue": "10"}}]})
+}
+
+#[test]
+fn claude_code_api_requests_over_otlp_json_become_prompts_of_the_hooks_run() {
+    let app = App::new();
+    for event in session("otel") {
+        send(&app, "", &event);
+    }
+    let before = runs_of(&app, "otel");
+    let main = before
+        .iter()
+        .find(|r| r["parent_agent_id"].is_null())
+        .unwrap();
+    assert_eq!(main["status"], "completed");
+    let batch = otlp(vec![
+        api_request("otel", json!({"doubleValue": 0.25}), 1),
+        api_request("otel", json!({"stringValue": "0.5"}), 2),
+        json!({"attributes": [{"key": "event.name", "value": {"stringValue": "tool_result"}},
+            {"key": "session.id", "value": {"stringValue": "otel"}},
+            {"key": "tool_name", "value": {"stringValue": "Bash"}},
+            {"key": "success", "value": {"stringValue": "false"}}]}),
+        json!({"attributes": [{"key": "event.name", "value": {"stringValue": "user_prompt"}}]}),
+    ]);
+    let r = app.post("/v1/logs", batch.clone());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json_body(), json!({"partialSuccess": {}}));
+    // The same batch again (an exporter's retry) changes nothing.
+    let rows = app.dump();
+    assert_eq!(app.post("/v1/logs", batch).status, 200);
+    assert_eq!(app.dump(), rows);
+
+    let id = main["id"].as_str().unwrap();
+    let run = app.get(&format!("/api/runtime/agents/{id}")).json_body();
+    assert_eq!(run["status"], "completed", "a final run keeps its status");
+    assert!((run["cost_usd"].as_f64().unwrap() - 0.75).abs() < 1e-9);
+    let otel: Vec<Json> = prompts(&app, id)
+        .into_iter()
+        .filter(|p| p["prompt_name"] == "claude_code.api_request")
+        .collect();
+    assert_eq!(otel.len(), 2);
+    assert_eq!(otel[0]["tokens_input"], 1110);
+    assert_eq!(otel[0]["tokens_output"], 50);
+    assert_eq!(otel[0]["latency_ms"], 1234);
+    assert_eq!(otel[0]["model_used"], "claude-sonnet-4-5");
+    assert_eq!(otel[0]["status"], "completed");
+    assert_eq!(run["tokens_input"], 2220);
+    let tools = logs(&app, id, "tool_call");
+    assert!(tools
+        .iter()
+        .any(|l| l["log_level"] == "ERROR" && l["message"] == "Bash"));
+}
+
+#[test]
+fn an_otlp_batch_stores_what_it_can_and_reports_the_rest() {
+    let app = App::new();
+    let mut nameless = api_request("x", json!({"doubleValue": 1.0}), 3);
+    nameless["attributes"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|kv| kv["key"] != "session.id");
+    let r = app.post(
+        "/v1/logs",
+        otlp(vec![
+            api_request("fresh", json!({"doubleValue": 0.1}), 4),
+            nameless,
+        ]),
+    );
+    assert_eq!(r.status, 200);
+    let body = r.json_body();
+    assert_eq!(body["partialSuccess"]["rejectedLogRecords"], "1");
+    assert!(body["partialSuccess"]["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("session.id"));
+    // An unknown session gets its run, like a hook event would.
+    let run = &runs_of(&app, "fresh")[0];
+    assert!((run["cost_usd"].as_f64().unwrap() - 0.1).abs() < 1e-9);
+    assert_eq!(
+        app.post("/v1/metrics", json!({"resourceMetrics": []}))
+            .json_body(),
+        json!({"partialSuccess": {}})
+    );
+}
+
+#[test]
+fn rejected_otlp_requests_write_nothing() {
+    let app = App::with_config(crate::http::Config {
+        api_token: Some("s3cret".into()),
+        ..crate::http::Config::default()
+    });
+    let before = app.dump();
+    let batch = otlp(vec![api_request("r", json!({"doubleValue": 1.0}), 5)]);
+    assert_error(&app.post("/v1/logs", batch.clone()), 401, "unauthorized");
+    let auth = |req: Request| req.with_header("authorization", "Bearer s3cret");
+    let mut proto = auth(Request::new("POST", "/v1/logs"))
+        .with_header("content-type", "application/x-protobuf");
+    proto.body = vec![0x0a, 0x00];
+    assert_error(&app.send(proto), 415, "unsupported_media_type");
+    let bad = auth(Request::new("POST", "/v1/logs")).with_json(&json!({"resourceLogs": 7}));
+    assert_error(&app.send(bad), 400, "bad_request");
+    assert_eq!(app.dump(), before);
+    let ok = auth(Request::new("POST", "/v1/logs")).with_json(&batch);
+    assert_eq!(app.send(ok).status, 200);
+}
