@@ -280,7 +280,6 @@ pub fn document() -> Json {
     add_sessions(&mut doc, &run_status, &time);
     super::admin::describe(&mut doc);
     crate::ingest::describe(&mut doc);
-    crate::ingest::describe(&mut doc);
     doc
 }
 
