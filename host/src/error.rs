@@ -13,6 +13,13 @@ use http::{header, HeaderValue, Response, StatusCode};
 /// Each maps to one HTTP status and one stable machine-readable `code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostErrorKind {
+    /// A request the host cannot parse or route at all (a malformed request line, a bad
+    /// header or `Content-Length`, a target that is not a path): 400 `bad_request`.
+    BadRequest,
+    /// The request's headers are too many or too large: 431 `bad_request`.
+    HeadersTooLarge,
+    /// The request target is too long: 414 `bad_request`.
+    UriTooLong,
     /// No route matches the path: 404 `not_found`.
     NotFound,
     /// The component trapped, panicked or returned no response: 500 `internal`.
@@ -27,6 +34,9 @@ impl HostErrorKind {
     /// The HTTP status for this kind.
     pub fn status(self) -> StatusCode {
         match self {
+            HostErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            HostErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            HostErrorKind::UriTooLong => StatusCode::URI_TOO_LONG,
             HostErrorKind::NotFound => StatusCode::NOT_FOUND,
             HostErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             HostErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -37,6 +47,11 @@ impl HostErrorKind {
     /// The stable `code` string for this kind.
     pub fn code(self) -> &'static str {
         match self {
+            // One code for every request the host cannot take as sent: the status says
+            // which limit, the message what was wrong.
+            HostErrorKind::BadRequest
+            | HostErrorKind::HeadersTooLarge
+            | HostErrorKind::UriTooLong => "bad_request",
             HostErrorKind::NotFound => "not_found",
             HostErrorKind::Internal => "internal",
             HostErrorKind::Unavailable => "unavailable",

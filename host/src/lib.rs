@@ -13,14 +13,14 @@
 #![warn(missing_docs)]
 
 mod componentize;
+pub mod conn_limit;
 mod diag;
 pub mod engine;
 pub mod error;
-pub mod files;
 mod instance;
-pub mod key_value;
 pub mod manifest;
 pub mod outbound_http;
+mod parse_errors;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;
@@ -82,6 +82,11 @@ pub struct HostConfig {
     /// (tokio's default is 512), or requests past it queue for a thread instead of
     /// getting a quick 503 when every slot is taken.
     pub max_instances: u32,
+    /// How long a client may take to send a request head; also how long an idle
+    /// keep-alive connection stays open. Slow-loris protection.
+    pub header_read_timeout: Duration,
+    /// Open connections per client address; one more gets a 503 and is closed.
+    pub max_connections_per_client: usize,
 }
 
 impl HostConfig {
@@ -102,6 +107,8 @@ impl HostConfig {
             sqlite_busy_timeout: Duration::from_secs(5),
             sqlite_synchronous: Synchronous::Normal,
             max_instances: 256,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections_per_client: 512,
         }
     }
 }
@@ -189,7 +196,6 @@ async fn start(config: HostConfig) -> Result<Host> {
     let routed: BTreeSet<&str> = routes.iter().map(|(_, c)| c.as_str()).collect();
 
     let databases = open_databases(&config, &manifest, &runtime_config).await?;
-    let key_value_stores = Arc::new(open_key_value_stores(&manifest, &runtime_config)?);
 
     let engine = shared_engine(config.max_instances)?;
     let linker = instance::linker(&engine)?;
@@ -220,16 +226,6 @@ async fn start(config: HostConfig) -> Result<Host> {
                 .map_err(|e| anyhow!("component `{id}`: {e}"))?,
                 self_addr: self_addr.clone(),
             }),
-            key_value: key_value::KeyValueCtx::new(
-                key_value_stores.clone(),
-                Arc::new(component.key_value_stores.iter().cloned().collect()),
-            ),
-            mounts: files::mounts(
-                id,
-                &manifest.dir,
-                &component.files,
-                &component.exclude_files,
-            )?,
         };
         let prepared =
             PreparedComponent::prepare(&engine, &linker, id, &component.source, settings).await?;
@@ -259,6 +255,8 @@ async fn start(config: HostConfig) -> Result<Host> {
             router,
             components,
             request_deadline: config.request_deadline,
+            header_read_timeout: config.header_read_timeout,
+            connection_limit: conn_limit::ConnectionLimit::new(config.max_connections_per_client),
         }),
         routes,
         databases,
@@ -314,28 +312,4 @@ async fn open_databases(
         pools.insert(label, pool);
     }
     Ok(Arc::new(Databases::new(pools, configured)))
-}
-
-/// Open the key-value stores some component lists: `default` at Spin's
-/// `.spin/sqlite_key_value.db` unless the runtime config moves it, any other label
-/// only if the runtime config has `[key_value_store.<label>]` (a start-up error
-/// otherwise, as in Spin). Nothing is opened for an app that uses none.
-fn open_key_value_stores(
-    manifest: &Manifest,
-    runtime_config: &RuntimeConfig,
-) -> Result<key_value::Stores> {
-    let mut used = BTreeMap::new();
-    for (id, component) in &manifest.components {
-        for label in &component.key_value_stores {
-            let path = match runtime_config.key_value_stores.get(label) {
-                Some(path) => path.clone(),
-                None if label == "default" => key_value::default_store_path(&manifest.dir),
-                None => bail!(
-                    "component `{id}` uses key-value store `{label}`, which is not configured (add [key_value_store.{label}] to the runtime config)"
-                ),
-            };
-            used.insert(label.clone(), path);
-        }
-    }
-    key_value::Stores::open(used)
 }

@@ -27,7 +27,7 @@ use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
@@ -36,9 +36,11 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
+use crate::conn_limit::{Admitted, ConnectionLimit};
 use crate::diag::one_line;
 use crate::error::{error_response, HostErrorKind};
 use crate::instance::PreparedComponent;
+use crate::parse_errors::{Owed, ParseErrorIo};
 use crate::routing::Router;
 
 /// Everything the server needs to answer requests. Immutable once built.
@@ -49,6 +51,11 @@ pub struct App {
     pub components: HashMap<String, Arc<PreparedComponent>>,
     /// Wall-clock limit for one guest run (head and body).
     pub request_deadline: Duration,
+    /// How long a client may take to send a request head (and how long a keep-alive
+    /// connection may sit idle before its next one): slow-loris protection.
+    pub header_read_timeout: Duration,
+    /// Open connections per client address.
+    pub connection_limit: Arc<ConnectionLimit>,
 }
 
 /// How a guest run ended.
@@ -89,15 +96,25 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, client)) => {
-                    connections.spawn(serve_connection(
-                        stream,
-                        client,
-                        app.clone(),
-                        stop_rx.clone(),
-                        kill_rx.clone(),
-                    ));
-                }
+                Ok((stream, client)) => match app.connection_limit.admit(client.ip()) {
+                    Some(admitted) => {
+                        connections.spawn(serve_connection(
+                            stream,
+                            client,
+                            admitted,
+                            app.clone(),
+                            stop_rx.clone(),
+                            kill_rx.clone(),
+                        ));
+                    }
+                    None => {
+                        connections.spawn(refuse_connection(
+                            stream,
+                            client,
+                            app.connection_limit.max(),
+                        ));
+                    }
+                },
                 Err(e) => {
                     // E.g. out of file descriptors: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -135,37 +152,91 @@ async fn drain(set: &mut JoinSet<()>) {
     while set.join_next().await.is_some() {}
 }
 
+/// How long the host tries to hand a client its error before closing anyway.
+const ERROR_WRITE_PATIENCE: Duration = Duration::from_secs(1);
+
 async fn serve_connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     client: SocketAddr,
+    _admitted: Admitted,
     app: Arc<App>,
     mut stop: watch::Receiver<bool>,
     kill: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |req| {
-        let app = app.clone();
-        let kill = kill.clone();
-        async move { Ok::<_, Infallible>(handle(app, req, client, kill).await) }
-    });
-    let conn = http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(client = %client, error = %e, "connection ended with an error");
+    let owed = Owed::default();
+    let header_read_timeout = app.header_read_timeout;
+    let service = {
+        let owed = owed.clone();
+        hyper::service::service_fn(move |req| {
+            owed.called();
+            let app = app.clone();
+            let kill = kill.clone();
+            async move { Ok::<_, Infallible>(handle(app, req, client, kill).await) }
+        })
+    };
+    let mut io = TokioIo::new(ParseErrorIo::new(&mut stream, owed));
+    let result = {
+        let conn = http1::Builder::new()
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(&mut io, service);
+        tokio::pin!(conn);
+        let stopped = async {
+            // The watch `Ref` must not live across the await below (it is not `Send`).
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        tokio::select! {
+            result = conn.as_mut() => result,
+            () = stopped => {
+                // Finish the request in flight (if any), then close.
+                conn.as_mut().graceful_shutdown();
+                conn.await
             }
-            return;
         }
-        _ = stop.wait_for(|stop| *stop) => {}
+    };
+    let refused = io.inner().refused();
+    if let Err(e) = &result {
+        if e.is_timeout() {
+            tracing::info!(client = %client, "request head not received in time; connection closed");
+        } else {
+            tracing::debug!(client = %client, error = %e, "connection ended with an error");
+        }
     }
-    // Finish the request in flight (if any), then close.
-    conn.as_mut().graceful_shutdown();
-    if let Err(e) = conn.await {
-        tracing::debug!(client = %client, error = %e, "connection ended with an error");
+    if let Some(status) = refused {
+        tracing::info!(
+            client = %client,
+            status = status.as_u16(),
+            error = %result.as_ref().err().map(ToString::to_string).unwrap_or_default(),
+            "malformed request refused"
+        );
+        crate::parse_errors::answer(
+            &mut stream,
+            status,
+            result.as_ref().err(),
+            ERROR_WRITE_PATIENCE,
+        )
+        .await;
     }
+}
+
+/// A connection over the per-client cap: a 503 in the API's shape, then closed, without
+/// reading the request.
+async fn refuse_connection(mut stream: TcpStream, client: SocketAddr, max: usize) {
+    tracing::warn!(client = %client, max, "too many connections from one client; refused");
+    let body = crate::error::error_body(
+        HostErrorKind::Unavailable,
+        &format!(
+            "too many open connections from {} (at most {max})",
+            client.ip()
+        ),
+    );
+    let bytes = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    crate::parse_errors::write_and_close(&mut stream, bytes.as_bytes(), ERROR_WRITE_PATIENCE).await;
 }
 
 fn json_response(kind: HostErrorKind, message: &str) -> Response<HyperOutgoingBody> {
@@ -202,6 +273,14 @@ async fn dispatch(
     mut kill: watch::Receiver<bool>,
 ) -> (Response<HyperOutgoingBody>, Option<String>) {
     let path = req.uri().path().to_string();
+    // `*` (OPTIONS *) and authority-form targets (CONNECT) name no resource here.
+    if !path.starts_with('/') {
+        let message = format!(
+            "the request target must be a path, not {:?}",
+            req.uri().to_string()
+        );
+        return (json_response(HostErrorKind::BadRequest, &message), None);
+    }
     let Some(route) = app.router.route(&path) else {
         let message = format!("no route matches {path}");
         return (json_response(HostErrorKind::NotFound, &message), None);
@@ -245,9 +324,10 @@ async fn dispatch(
         });
     match uri {
         Ok(uri) => *req.uri_mut() = uri,
+        // The target came from the client: its fault, not the host's.
         Err(e) => {
             let message = format!("bad request target: {e}");
-            return (json_response(HostErrorKind::Internal, &message), Some(id));
+            return (json_response(HostErrorKind::BadRequest, &message), Some(id));
         }
     }
 
