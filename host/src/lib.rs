@@ -17,7 +17,9 @@ pub mod conn_limit;
 mod diag;
 pub mod engine;
 pub mod error;
+pub mod files;
 mod instance;
+pub mod key_value;
 pub mod manifest;
 pub mod outbound_http;
 mod parse_errors;
@@ -196,6 +198,7 @@ async fn start(config: HostConfig) -> Result<Host> {
     let routed: BTreeSet<&str> = routes.iter().map(|(_, c)| c.as_str()).collect();
 
     let databases = open_databases(&config, &manifest, &runtime_config).await?;
+    let key_value_stores = Arc::new(open_key_value_stores(&manifest, &runtime_config)?);
 
     let engine = shared_engine(config.max_instances)?;
     let linker = instance::linker(&engine)?;
@@ -226,6 +229,16 @@ async fn start(config: HostConfig) -> Result<Host> {
                 .map_err(|e| anyhow!("component `{id}`: {e}"))?,
                 self_addr: self_addr.clone(),
             }),
+            key_value: key_value::KeyValueCtx::new(
+                key_value_stores.clone(),
+                Arc::new(component.key_value_stores.iter().cloned().collect()),
+            ),
+            mounts: files::mounts(
+                id,
+                &manifest.dir,
+                &component.files,
+                &component.exclude_files,
+            )?,
         };
         let prepared =
             PreparedComponent::prepare(&engine, &linker, id, &component.source, settings).await?;
@@ -312,4 +325,28 @@ async fn open_databases(
         pools.insert(label, pool);
     }
     Ok(Arc::new(Databases::new(pools, configured)))
+}
+
+/// Open the key-value stores some component lists: `default` at Spin's
+/// `.spin/sqlite_key_value.db` unless the runtime config moves it, any other label
+/// only if the runtime config has `[key_value_store.<label>]` (a start-up error
+/// otherwise, as in Spin). Nothing is opened for an app that uses none.
+fn open_key_value_stores(
+    manifest: &Manifest,
+    runtime_config: &RuntimeConfig,
+) -> Result<key_value::Stores> {
+    let mut used = BTreeMap::new();
+    for (id, component) in &manifest.components {
+        for label in &component.key_value_stores {
+            let path = match runtime_config.key_value_stores.get(label) {
+                Some(path) => path.clone(),
+                None if label == "default" => key_value::default_store_path(&manifest.dir),
+                None => bail!(
+                    "component `{id}` uses key-value store `{label}`, which is not configured (add [key_value_store.{label}] to the runtime config)"
+                ),
+            };
+            used.insert(label.clone(), path);
+        }
+    }
+    key_value::Stores::open(used)
 }
