@@ -235,9 +235,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         let listen = SocketAddr::new(addr.ip(), args.feed.websocket_port);
         let mut config = args.feed.sidecar_config(format!("http://{addr}"), listen);
         // The long-poll ends by its own wait, under the host's deadline, not by a 504.
-        config.poll_wait = SidecarConfig::poll_wait_within(Duration::from_secs(
-            args.request_timeout_secs.max(1),
-        ));
+        config.poll_wait =
+            SidecarConfig::poll_wait_within(Duration::from_secs(args.request_timeout_secs.max(1)));
         let sidecar = Sidecar::start(config)
             .await
             .context("cannot start the WebSocket sidecar")?;
