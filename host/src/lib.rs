@@ -94,7 +94,8 @@ pub struct HostConfig {
 impl HostConfig {
     /// Defaults: listen on `127.0.0.1:3000` (as `spin up`), no runtime config,
     /// 60 s deadline, 10 s shutdown grace, 16 connections per database with a 5 s
-    /// wait, 5 s busy timeout, `synchronous = NORMAL`, 256 instances.
+    /// wait, 5 s busy timeout, `synchronous = NORMAL`, 256 instances, a 10 s header
+    /// read timeout, 512 connections per client address.
     pub fn new(manifest_path: impl Into<PathBuf>) -> Self {
         HostConfig {
             manifest_path: manifest_path.into(),
