@@ -189,10 +189,13 @@ fn a_generated_project_has_every_file_with_the_chosen_values() {
         assert_eq!(source, format!("components/{id}.wasm"));
         assert_eq!(fs::read(dir.join(source)).unwrap(), fake_wasm(id));
         assert!(component.get("build").is_none(), "{id} has a build section");
-        assert_eq!(
-            component["sqlite_databases"].as_array().unwrap()[0].as_str(),
-            Some("default")
-        );
+        // The dashboard is static files: no database. Every other component has one.
+        let databases = component.get("sqlite_databases").and_then(|d| d.as_array());
+        if id == "ui" {
+            assert!(databases.is_none(), "ui needs no database");
+        } else {
+            assert_eq!(databases.unwrap()[0].as_str(), Some("default"), "{id}");
+        }
     }
     let text = fs::read_to_string(dir.join("spin.toml")).unwrap();
     assert!(!text.contains(".build]"), "{text}");
@@ -362,6 +365,8 @@ fn the_sample_lists_every_variable_with_its_default() {
         ("SPIN_VARIABLE_SSE_MAX_SECONDS", "50"),
         ("SPIN_VARIABLE_SSE_KEEPALIVE_SECONDS", "15"),
         ("RETENTION_DAYS", "30"),
+        ("HEADER_READ_TIMEOUT_SECS", "10"),
+        ("MAX_CONNECTIONS_PER_CLIENT", "512"),
         ("RUST_LOG", "info"),
     ]
     .into();
@@ -551,7 +556,7 @@ fn invalid_settings_are_refused_before_anything_is_written() {
     refused(
         &args,
         "unbuilt",
-        "agents.wasm, runtime.wasm, events.wasm, meta.wasm missing",
+        "agents.wasm, runtime.wasm, events.wasm, ingest.wasm, ui.wasm, meta.wasm missing",
     );
     let mut args = fx.args("unbuilt");
     fs::remove_file(fx.components_dir().join("events.wasm")).unwrap();

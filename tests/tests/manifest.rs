@@ -51,16 +51,20 @@ fn spin_toml_follows_spins_naming_rules_and_wires_every_component() {
             id.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
             "component id {id}"
         );
-        assert_eq!(
-            component["sqlite_databases"],
-            serde_json::json!(["default"]),
-            "{id}"
-        );
+        // The dashboard serves files embedded in it: no database, no variables.
+        let expected_databases = if id == "ui" {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!(["default"])
+        };
+        assert_eq!(component["sqlite_databases"], expected_databases, "{id}");
         assert!(component["build"]["command"]
             .as_str()
             .unwrap()
             .contains("wasm32-wasip2"));
-        for (var, value) in component["variables"].as_object().unwrap() {
+        let no_variables = serde_json::Map::new();
+        let variables = component["variables"].as_object().unwrap_or(&no_variables);
+        for (var, value) in variables {
             assert!(lower_snake(var));
             assert!(
                 manifest["variables"].get(var).is_some(),
@@ -86,6 +90,10 @@ fn spin_toml_follows_spins_naming_rules_and_wires_every_component() {
             ("/api/agents/...", "agents"),
             ("/api/runtime/...", "runtime"),
             ("/api/events/...", "events"),
+            ("/api/ingest/...", "ingest"),
+            ("/v1/...", "ingest"),
+            ("/", "ui"),
+            ("/ui/...", "ui"),
             ("/...", "meta"),
         ]
     );
