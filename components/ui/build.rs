@@ -20,10 +20,13 @@ fn content_type(name: &str) -> &'static str {
 }
 
 fn main() {
-    let dir = Path::new("assets");
-    println!("cargo:rerun-if-changed=assets");
+    // Absolute, so that a checkout moved with its target folder re-runs this script
+    // instead of including files from the old place.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest_dir).join("assets");
+    println!("cargo:rerun-if-changed={}", dir.display());
     let out_dir = std::env::var("OUT_DIR").expect("OUT_DIR");
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("assets/")
         .map(|e| {
             e.expect("entry")
