@@ -102,6 +102,13 @@ impl Hub {
             outages: 0,
         });
         let poll_wait_secs = AtomicU64::new(upstream.wait_secs());
+        // The API's own pages (the dashboard) may use the WebSocket too.
+        let allowed_origins = config
+            .allowed_origins
+            .iter()
+            .chain(upstream.origins())
+            .map(|o| normalize_origin(o))
+            .collect();
         Hub {
             upstream: Arc::new(upstream),
             heartbeat: config.heartbeat,
@@ -109,11 +116,7 @@ impl Hub {
             backoff_min: config.backoff_min,
             backoff_max: config.backoff_max,
             token: config.token,
-            allowed_origins: config
-                .allowed_origins
-                .iter()
-                .map(|o| normalize_origin(o))
-                .collect(),
+            allowed_origins,
             ring: RwLock::new(Ring {
                 started: false,
                 events: VecDeque::with_capacity(config.replay_buffer.min(16_384)),

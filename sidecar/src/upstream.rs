@@ -123,6 +123,9 @@ pub(crate) struct Upstream {
     base: String,
     /// `host:port` of the base URL: where a [`FeedConnection`] connects, and its `Host`.
     authority: String,
+    /// The origins a page served by the API itself has (the dashboard at `/`), which the
+    /// handshake allows like the configured ones.
+    origins: Vec<String>,
     /// The base URL's path without a trailing slash (usually empty).
     base_path: String,
     token: Option<String>,
@@ -152,6 +155,7 @@ impl Upstream {
             .with_context(|| format!("upstream URL {:?} has no host", config.upstream))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let authority = format!("{host}:{port}");
+        let origins = page_origins(&url, port);
         let base_path = url.path().trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -163,6 +167,7 @@ impl Upstream {
             http,
             base,
             authority,
+            origins,
             base_path,
             token: config.token.clone(),
             wait_secs,
@@ -175,6 +180,11 @@ impl Upstream {
 
     pub fn wait_secs(&self) -> u64 {
         self.wait_secs
+    }
+
+    /// See [`Upstream::origins`]'s field.
+    pub fn origins(&self) -> &[String] {
+        &self.origins
     }
 
     /// `GET /api/events/snapshot`.
@@ -427,4 +437,27 @@ fn transport_error(url: &str, error: &(dyn std::error::Error + 'static)) -> Upst
     };
     let base = url.split("/api/").next().unwrap_or(url);
     UpstreamError(format!("cannot reach the upstream API at {base}: {what}").into())
+}
+
+/// The origins of pages the upstream serves: its own `http://host:port` (the default port
+/// omitted, as browsers send it). A loopback upstream is reached by a browser under any of
+/// the loopback names, so all three are allowed; the sidecar and the API then sit on one
+/// machine, where a page on that port is the API's own dashboard.
+fn page_origins(url: &reqwest::Url, port: u16) -> Vec<String> {
+    // (An IPv6 host comes with its brackets, as in an Origin.)
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return Vec::new();
+    };
+    let port = if port == 80 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    let loopback = ["127.0.0.1", "localhost", "[::1]"];
+    let hosts: Vec<&str> = if loopback.contains(&host.as_str()) {
+        loopback.to_vec()
+    } else {
+        vec![host.as_str()]
+    };
+    hosts.iter().map(|h| format!("http://{h}{port}")).collect()
 }

@@ -535,6 +535,32 @@ async fn origins_outside_the_allowed_list_are_refused() {
 }
 
 #[tokio::test]
+async fn a_page_served_by_the_api_itself_may_connect() {
+    // The dashboard at the API's own address (http://127.0.0.1:PORT, also reached as
+    // localhost) opens the WebSocket with that origin; no configuration names it.
+    let mock = Mock::start(None).await;
+    let mut config = config(&mock);
+    config.allowed_origins = vec![];
+    let sidecar = run(config).await;
+    let port = mock.addr.port();
+    for origin in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let mut ws = try_connect(sidecar.addr, "", &[("origin", origin.as_str())])
+            .await
+            .unwrap_or_else(|e| panic!("{origin} refused: {e:?}"));
+        expect_snapshot(&mut ws, 0).await;
+    }
+    // Another port on the same machine is another site.
+    let other = format!("http://127.0.0.1:{}", port.wrapping_add(1));
+    let (status, _) = try_connect(sidecar.addr, "", &[("origin", other.as_str())])
+        .await
+        .unwrap_err();
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
 async fn health_and_errors_for_other_requests() {
     let mock = Mock::start(None).await;
     let cursor = mock.push("a", "running");
