@@ -10,11 +10,11 @@ before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
 /** A fresh server on a fresh database for one test. */
-async function fresh(env) {
+async function fresh(env, { websocketPort } = {}) {
   const tmp = tempDir();
   const port = await freePort();
   const database = path.join(tmp.dir, 'orchestrator.db');
-  const server = await startServer({ port, database, env });
+  const server = await startServer({ port, database, env, websocketPort });
   return { ...server, port, database, async close() { await server.stop(); tmp.remove(); } };
 }
 
@@ -74,6 +74,54 @@ test('a definition created in the form appears in the list; a rejected one shows
     await page.locator('tbody tr', { hasText: 'reviewer-7' }).waitFor({ state: 'detached' });
     assert.equal((await call(app.base, 'GET', '/api/agents')).length, 0);
     assert.deepEqual(problems.filter((p) => !/HTTP 4(09|22)/.test(p) && !/status of 4(09|22)/.test(p)), []);
+    await page.close();
+  } finally { await app.close(); }
+});
+
+test('a long list shows its newest 200 runs and the rest a page at a time', async () => {
+  const app = await fresh();
+  try {
+    const def = await call(app.base, 'POST', '/api/agents', { name: 'many', agent_type: 'tester' });
+    const ids = [];
+    for (let i = 0; i < 205; i++) {
+      ids.push((await call(app.base, 'POST', '/api/runtime/agents', { orchestrator_agent_id: def.id, session_id: `s-${i}` })).id);
+    }
+    const { page, problems } = await openPage(browser, `${app.base}/`);
+    const rows = page.locator('table[aria-label="Runs"] tbody tr');
+    const more = page.getByRole('button', { name: 'Show 200 more' });
+    await more.waitFor();
+    assert.equal(await rows.count(), 200);
+    // The oldest runs are the ones behind the button.
+    assert.equal(await page.locator(`tr[data-run-id="${ids[0]}"]`).count(), 0);
+    await more.click();
+    await page.locator(`tr[data-run-id="${ids[0]}"]`).waitFor();
+    assert.equal(await rows.count(), 205);
+    await more.waitFor({ state: 'hidden' });
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally { await app.close(); }
+});
+
+test('a page served by the API may follow the WebSocket sidecar too', async () => {
+  const websocketPort = await freePort();
+  const app = await fresh(undefined, { websocketPort });
+  try {
+    const run = await seedRun(app.base, { name: 'ws-reader', session: 's-ws' });
+    const { page } = await openPage(browser, `${app.base}/`);
+    // The browser sends the page's own origin (http://127.0.0.1:PORT) on the handshake;
+    // nothing configures it as a CORS origin.
+    const update = page.evaluate(({ port, id }) => new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/agent-status`);
+      ws.onerror = () => reject(new Error('the handshake was refused'));
+      ws.onmessage = (m) => {
+        const msg = JSON.parse(m.data);
+        if (msg.type === 'snapshot') { window.__wsOpen = true; return; }
+        if (msg.type === 'agent_update' && msg.data?.id === id) { ws.close(); resolve(msg.data.status); }
+      };
+    }), { port: websocketPort, id: run.id });
+    await page.waitForFunction(() => window.__wsOpen === true, null, { timeout: 15_000 });
+    await call(app.base, 'PATCH', `/api/runtime/agents/${run.id}`, { status: 'executing' });
+    assert.equal(await update, 'executing');
     await page.close();
   } finally { await app.close(); }
 });

@@ -29,9 +29,11 @@ export function tempDir() {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Start `orchestrator up` and wait until /health answers. */
-export async function startServer({ port, database, env = {} }) {
-  const child = spawn(binary, ['up', '--listen', `127.0.0.1:${port}`, '--no-sidecar'], {
+/** Start `orchestrator up` and wait until /health answers; with `websocketPort`, with
+ * its WebSocket sidecar on that port. */
+export async function startServer({ port, database, env = {}, websocketPort }) {
+  const feed = websocketPort ? ['--websocket-port', String(websocketPort)] : ['--no-sidecar'];
+  const child = spawn(binary, ['up', '--listen', `127.0.0.1:${port}`, ...feed], {
     cwd: repo,
     // A short grace: a test that restarts the API must not wait for open feed streams.
     env: { ...process.env, DATABASE_PATH: database, RUST_LOG: 'warn', SHUTDOWN_GRACE_SECS: '1', ...env },

@@ -1,10 +1,15 @@
 // The runs table: one <tr> per run, newest activity first, filterable by status and
 // searchable (q). Feed events update the one row they change (or insert it); a light
 // refresh every 5 s picks up what the feed does not carry (cost and tokens of prompts).
+// It shows the newest PAGE runs; "Show more" extends it a page at a time (the refresh then
+// reads the longer list, up to the API's 1,000 a request, then page by page).
 
 import { api } from './api.js';
 import { onEvent } from './feed.js';
 import { el, statusBadge, money, tokens, when, RUN_STATUSES, setHashParams } from './format.js';
+
+const PAGE = 200;
+const API_MAX_LIMIT = 1000;
 
 const COLUMNS = ['Definition', 'Session', 'Status', 'Cost', 'Tokens', 'Last activity'];
 
@@ -82,6 +87,8 @@ export function renderRuns(main, params) {
   const search = el('input', { id: 'filter-q', name: 'q', type: 'search', value: q, placeholder: 'definition or session' });
   const tbody = el('tbody');
   const empty = el('p', { class: 'empty', text: 'No runs yet.' });
+  const more = el('button', { type: 'button', class: 'secondary', id: 'runs-more', hidden: true, text: `Show ${PAGE} more` });
+  let wanted = PAGE;
   const table = el('table', { 'aria-label': 'Runs' },
     el('thead', {}, el('tr', {}, COLUMNS.map((c, i) => el('th', { scope: 'col', class: [3, 4].includes(i) ? 'num' : i === 5 ? 'optional' : undefined, text: c })))),
     tbody);
@@ -91,7 +98,8 @@ export function renderRuns(main, params) {
       el('label', { for: 'filter-status' }, 'Status', statusSelect),
       el('label', { for: 'filter-q' }, 'Search', search)),
     el('div', { class: 'table-wrap' }, table),
-    empty);
+    empty,
+    el('p', {}, more));
 
   const needle = q.toLowerCase();
   const rows = new RunRows(tbody, (run) => (!status || run.status === status)
@@ -99,12 +107,26 @@ export function renderRuns(main, params) {
   const showEmpty = () => { empty.hidden = rows.rows.size > 0; };
 
   const load = async () => {
-    const query = new URLSearchParams({ limit: '200' });
-    if (status) query.set('status', status);
-    if (q) query.set('q', q);
-    rows.replace(await api('GET', `/api/runtime/agents?${query}`));
+    const runs = [];
+    while (runs.length < wanted) {
+      const limit = Math.min(wanted - runs.length, API_MAX_LIMIT);
+      const query = new URLSearchParams({ limit: String(limit), offset: String(runs.length) });
+      if (status) query.set('status', status);
+      if (q) query.set('q', q);
+      const page = await api('GET', `/api/runtime/agents?${query}`);
+      runs.push(...page);
+      if (page.length < limit) break;
+    }
+    rows.replace(runs);
+    // A full list may have more behind it.
+    more.hidden = runs.length < wanted;
     showEmpty();
   };
+  more.addEventListener('click', () => {
+    wanted += PAGE;
+    more.disabled = true;
+    load().catch((err) => console.warn('runs', err)).finally(() => { more.disabled = false; });
+  });
   const apply = () => {
     const next = new URLSearchParams();
     if (statusSelect.value) next.set('status', statusSelect.value);
