@@ -11,6 +11,7 @@
 
 pub mod build;
 pub mod connect;
+pub mod database;
 pub mod migrate;
 pub mod new;
 pub mod prune;

@@ -1,4 +1,5 @@
-//! `orchestrator migrate`: the core's migrations runner, natively.
+//! `orchestrator migrate`: the core's migrations runner, natively, on a local file or a
+//! libSQL server.
 
 use std::path::{Path, PathBuf};
 
@@ -6,25 +7,62 @@ use anyhow::{anyhow, Result};
 use orchestrator_core::db::native::NativeDatabase;
 use orchestrator_core::migrations;
 
+use crate::database::Target;
+
+/// Which database a native command works on (shared by `migrate` and `prune`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// The SQLite file (created with its folder if missing). Default:
+    /// data/orchestrator.db.
+    #[arg(long, env = "DATABASE_PATH")]
+    pub database_path: Option<PathBuf>,
+    /// A libSQL server (sqld, Turso) instead of a file: http://, https:// or libsql://.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The libSQL server's auth token (sent as a bearer token).
+    #[arg(long, env = "DATABASE_TOKEN", hide_env_values = true)]
+    pub database_token: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn target(&self) -> Result<Target> {
+        Target::from_args(
+            self.database_path.clone(),
+            self.database_url.clone(),
+            self.database_token.clone(),
+            crate::new::DEFAULT_DATABASE_PATH,
+        )
+    }
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct MigrateArgs {
-    /// The SQLite file (created with its folder if missing).
-    #[arg(long, env = "DATABASE_PATH", default_value = "data/orchestrator.db")]
-    pub database_path: PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 pub fn run(args: &MigrateArgs) -> Result<()> {
-    let version = migrate_file(&args.database_path)?;
+    let target = args.database.target()?;
+    let version = migrate_target(&target)?;
     println!(
         "{}: schema version {version} (latest {})",
-        args.database_path.display(),
+        target.describe(),
         migrations::latest_version()
     );
     Ok(())
 }
 
-/// Open (creating) and migrate a database file; the error names the file and the cause:
-/// an unwritable folder, a file that is not SQLite, a schema newer than this build.
+/// Open and migrate a database; the error names it and the cause: an unwritable folder,
+/// a file that is not SQLite, a server that does not answer or refuses the token, a
+/// schema newer than this build. Several processes may run this at once on one
+/// database: the runner's `BEGIN IMMEDIATE` and re-check apply each migration once.
+/// Blocking.
+pub fn migrate_target(target: &Target) -> Result<i64> {
+    let db = target.open()?;
+    migrations::migrate(&db).map_err(|e| anyhow!("database {}: {}", target.describe(), e.message))
+}
+
+/// [`migrate_target`] for a file.
 pub fn migrate_file(path: &Path) -> Result<i64> {
     let db = NativeDatabase::open(path).map_err(|e| anyhow!("{}", e.message))?;
     migrations::migrate(&db).map_err(|e| anyhow!("database {}: {}", path.display(), e.message))

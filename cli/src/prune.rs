@@ -1,22 +1,23 @@
 //! `orchestrator prune [--dry-run]`, and the retention `up` applies at start and hourly:
-//! the core's `store::retention` over a native connection to `DATABASE_PATH`.
+//! the core's `store::retention` over a native connection to `DATABASE_PATH` (or the
+//! libSQL server at `DATABASE_URL`).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use orchestrator_core::db::native::NativeDatabase;
 use orchestrator_core::store::retention::{self, Pacing, Pruned};
+
+use crate::database::Target;
+use crate::migrate::DatabaseArgs;
 
 /// How often `up` prunes after the first time.
 pub const INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PruneArgs {
-    /// The SQLite file.
-    #[arg(long, env = "DATABASE_PATH", default_value = "data/orchestrator.db")]
-    pub database_path: PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Days kept after a final run's last activity (0 keeps everything; default 30).
     #[arg(long, env = "RETENTION_DAYS")]
     pub retention_days: Option<String>,
@@ -27,18 +28,19 @@ pub struct PruneArgs {
 
 pub fn run(args: &PruneArgs) -> Result<()> {
     let days = retention::parse_days(args.retention_days.as_deref()).map_err(|e| anyhow!(e))?;
-    let pruned = prune_file(&args.database_path, days, args.dry_run)?;
-    println!("{}: {}", args.database_path.display(), describe(&pruned));
+    let target = args.database.target()?;
+    let pruned = prune_target(&target, days, args.dry_run)?;
+    println!("{}: {}", target.describe(), describe(&pruned));
     Ok(())
 }
 
-/// Open (and migrate) a database file and apply retention of `days` to it now.
-pub fn prune_file(path: &Path, days: u32, dry_run: bool) -> Result<Pruned> {
-    let db = NativeDatabase::open(path).map_err(|e| anyhow!("{}", e.message))?;
+/// Open (and migrate) a database and apply retention of `days` to it now. Blocking.
+pub fn prune_target(target: &Target, days: u32, dry_run: bool) -> Result<Pruned> {
+    let db = target.open()?;
     orchestrator_core::migrations::migrate(&db)
-        .map_err(|e| anyhow!("database {}: {}", path.display(), e.message))?;
+        .map_err(|e| anyhow!("database {}: {}", target.describe(), e.message))?;
     retention::prune(&db, days, retention::now(), dry_run, &Pacing::default())
-        .map_err(|e| anyhow!("database {}: {}", path.display(), e.message))
+        .map_err(|e| anyhow!("database {}: {}", target.describe(), e.message))
 }
 
 /// One line saying what a prune removed (or would remove).
@@ -66,23 +68,25 @@ pub fn days_from_variables(variables: &HashMap<String, String>) -> Result<u32> {
         .map_err(|e| anyhow!("variable {e}"))
 }
 
-/// What `up` does: prune `path` now (before serving), then every [`INTERVAL`] on a
+/// What `up` does: prune `target` now (before serving), then every [`INTERVAL`] on a
 /// blocking thread, never on the async workers. A failed hourly prune is logged and
-/// tried again the next hour; it never stops the server.
-pub fn at_start_then_hourly(path: &Path, days: u32) -> Result<()> {
+/// tried again the next hour; it never stops the server. (With several replicas on one
+/// libSQL server each prunes; the deletes are idempotent, paced in small transactions.)
+pub async fn at_start_then_hourly(target: &Target, days: u32) -> Result<()> {
     if days == 0 {
         println!("Retention: off (RETENTION_DAYS=0)");
         return Ok(());
     }
-    let pruned = prune_file(path, days, false)?;
+    let first = target.clone();
+    let pruned = tokio::task::spawn_blocking(move || prune_target(&first, days, false)).await??;
     println!("Retention: {}", describe(&pruned));
-    let path = path.to_owned();
+    let target = target.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
         loop {
             ticks.tick().await;
-            let file = path.clone();
-            match tokio::task::spawn_blocking(move || prune_file(&file, days, false)).await {
+            let target = target.clone();
+            match tokio::task::spawn_blocking(move || prune_target(&target, days, false)).await {
                 Ok(Ok(pruned)) => tracing::info!(result = %describe(&pruned), "retention"),
                 Ok(Err(err)) => tracing::warn!(error = %err, "retention failed"),
                 Err(err) => tracing::warn!(error = %err, "retention task failed"),

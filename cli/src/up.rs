@@ -49,9 +49,18 @@ pub struct UpArgs {
     #[arg(long, default_value = "runtime-config.toml")]
     pub runtime_config_file: PathBuf,
     /// The SQLite file; wins over the runtime config. Default when neither is given:
-    /// data/orchestrator.db.
+    /// data/orchestrator.db. A relative path (here or in the runtime config) is
+    /// relative to the working directory, as in Spin.
     #[arg(long, env = "DATABASE_PATH")]
     pub database_path: Option<PathBuf>,
+    /// A libSQL server (sqld, Turso) for the `default` database instead of a file:
+    /// http://, https:// or libsql://; wins over the runtime config. Replicas of `up`
+    /// given the same URL share one database (migrated once, whoever starts first).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The libSQL server's auth token (sent as a bearer token).
+    #[arg(long, env = "DATABASE_TOKEN", hide_env_values = true)]
+    pub database_token: Option<String>,
     /// Wall-clock limit of one request, in seconds.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 60)]
     pub request_timeout_secs: u64,
@@ -151,20 +160,39 @@ pub fn host_config(args: &UpArgs) -> Result<HostConfig> {
     if runtime_config {
         config.runtime_config_path = Some(args.runtime_config_file.clone());
     }
-    // DATABASE_PATH wins; without it and without a runtime config, the documented default.
-    match (&args.database_path, runtime_config) {
-        (Some(path), _) => {
+    // DATABASE_PATH or DATABASE_URL wins; without either and without a runtime config,
+    // the documented default.
+    if args
+        .database_url
+        .as_deref()
+        .is_some_and(|u| !u.trim().is_empty())
+    {
+        let target = crate::database::Target::from_args(
+            args.database_path.clone(),
+            args.database_url.clone(),
+            args.database_token.clone(),
+            crate::new::DEFAULT_DATABASE_PATH,
+        )?;
+        if let crate::database::Target::Libsql(server) = target {
             config
-                .sqlite_path_overrides
-                .insert("default".into(), path.clone());
+                .sqlite_libsql_overrides
+                .insert("default".into(), server);
         }
-        (None, false) if orchestrator => {
-            config
-                .sqlite_path_overrides
-                .insert("default".into(), PathBuf::from("data/orchestrator.db"));
+    } else {
+        match (&args.database_path, runtime_config) {
+            (Some(path), _) => {
+                config
+                    .sqlite_path_overrides
+                    .insert("default".into(), path.clone());
+            }
+            (None, false) if orchestrator => {
+                config
+                    .sqlite_path_overrides
+                    .insert("default".into(), PathBuf::from("data/orchestrator.db"));
+            }
+            // Another app gets Spin's default, `.spin/sqlite_db.db`, as on `spin up`.
+            (None, _) => {}
         }
-        // Another app gets Spin's default, `.spin/sqlite_db.db`, as on `spin up`.
-        (None, _) => {}
     }
     config.variables = crate::settings::spin_variables(std::env::vars());
     // Flags given on the command line reach the components too.
@@ -203,9 +231,23 @@ pub async fn run(args: UpArgs) -> Result<()> {
         if !orchestrator {
             println!("Database: {} ({label})", path.display());
         } else if label == "default" {
+            let target = crate::database::Target::File(path.clone());
             let version = crate::migrate::migrate_file(path)?;
             println!("Database: {} (schema version {version})", path.display());
-            crate::prune::at_start_then_hourly(path, retention_days)?;
+            crate::prune::at_start_then_hourly(&target, retention_days).await?;
+        }
+    }
+    for (label, server) in host.libsql_databases() {
+        let target = crate::database::Target::Libsql(server);
+        if !orchestrator {
+            println!("Database: {} ({label})", target.describe());
+        } else if label == "default" {
+            let migrating = target.clone();
+            let version =
+                tokio::task::spawn_blocking(move || crate::migrate::migrate_target(&migrating))
+                    .await??;
+            println!("Database: {} (schema version {version})", target.describe());
+            crate::prune::at_start_then_hourly(&target, retention_days).await?;
         }
     }
     let addr = host.local_addr();

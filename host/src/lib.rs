@@ -47,7 +47,8 @@ use instance::InstanceSettings;
 use manifest::Manifest;
 use routing::Router;
 use runtime_config::RuntimeConfig;
-use sqlite::{Databases, Pool, PoolOptions};
+use runtime_config::{LibsqlConfig, SqliteDatabase};
+use sqlite::{Databases, Pool, PoolOptions, RemotePool};
 use variables::AppVariables;
 
 /// Everything [`Host::start`] needs. [`HostConfig::new`] gives the defaults.
@@ -62,6 +63,9 @@ pub struct HostConfig {
     /// Database label to file; wins over the runtime config (e.g. `default` to the
     /// `DATABASE_PATH` an embedder was given).
     pub sqlite_path_overrides: HashMap<String, PathBuf>,
+    /// Database label to a libSQL server; wins over the runtime config like a path
+    /// override (e.g. `default` to `DATABASE_URL`). A label in both maps is an error.
+    pub sqlite_libsql_overrides: HashMap<String, LibsqlConfig>,
     /// Application variable overrides by name (matched case-insensitively).
     pub variables: HashMap<String, String>,
     /// Wall-clock limit for one request's guest run, response body included.
@@ -102,6 +106,7 @@ impl HostConfig {
             runtime_config_path: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             sqlite_path_overrides: HashMap::new(),
+            sqlite_libsql_overrides: HashMap::new(),
             variables: HashMap::new(),
             request_deadline: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
@@ -124,6 +129,8 @@ pub struct Host {
     app: Arc<server::App>,
     routes: Vec<(String, String)>,
     databases: Arc<Databases>,
+    /// The libSQL servers by label (with their tokens), for [`Host::libsql_databases`].
+    libsql_configs: BTreeMap<String, LibsqlConfig>,
     shutdown_grace: Duration,
 }
 
@@ -172,6 +179,14 @@ impl Host {
         out
     }
 
+    /// `(label, server)` for every libSQL database, sorted by label.
+    pub fn libsql_databases(&self) -> Vec<(String, LibsqlConfig)> {
+        self.libsql_configs
+            .iter()
+            .map(|(label, server)| (label.clone(), server.clone()))
+            .collect()
+    }
+
     /// Serve until `shutdown` resolves; then stop accepting, let in-flight requests
     /// finish within `shutdown_grace`, end the rest, and close the database pools
     /// (waiting a bounded time for connections still in use).
@@ -179,6 +194,9 @@ impl Host {
         tracing::info!(addr = %self.local_addr, "serving");
         server::serve(self.listener, self.app, self.shutdown_grace, shutdown).await;
         for pool in self.databases.pools() {
+            pool.close(Duration::from_secs(5)).await;
+        }
+        for pool in self.databases.remote_pools() {
             pool.close(Duration::from_secs(5)).await;
         }
         tracing::info!("stopped");
@@ -198,13 +216,13 @@ async fn start(config: HostConfig) -> Result<Host> {
     let routes = manifest.routes();
     let routed: BTreeSet<&str> = routes.iter().map(|(_, c)| c.as_str()).collect();
 
-    let databases = open_databases(&config, &manifest, &runtime_config).await?;
+    let (databases, libsql_configs) = open_databases(&config, &manifest, &runtime_config).await?;
     let key_value_stores = Arc::new(open_key_value_stores(&manifest, &runtime_config)?);
 
     let engine = shared_engine(config.max_instances)?;
     let linker = instance::linker(&engine)?;
-    // Filled in once the listener is bound: where `http://self.alt` requests go.
-    let self_addr = Arc::new(std::sync::OnceLock::new());
+    // Filled in once the app is built: what serves the components' requests to it.
+    let self_handler: outbound_http::SelfSlot = Arc::new(std::sync::OnceLock::new());
     let mut components = HashMap::new();
     for (id, component) in &manifest.components {
         let variables = app_variables.component_values(id, &component.variables)?;
@@ -228,13 +246,13 @@ async fn start(config: HostConfig) -> Result<Host> {
                     |name| app_variables.get(name).map(str::to_string),
                 )
                 .map_err(|e| anyhow!("component `{id}`: {e}"))?,
-                self_addr: self_addr.clone(),
+                self_handler: self_handler.clone(),
             }),
             key_value: key_value::KeyValueCtx::new(
                 key_value_stores.clone(),
                 Arc::new(component.key_value_stores.iter().cloned().collect()),
             ),
-            mounts: files::mounts(
+            files: files::mounts(
                 id,
                 &manifest.dir,
                 &component.files,
@@ -252,8 +270,9 @@ async fn start(config: HostConfig) -> Result<Host> {
         .await
         .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
     let local_addr = listener.local_addr()?;
-    let _ = self_addr.set(match local_addr {
-        // A wildcard listener is reached on loopback.
+    // What a self request's `Host` says: the address a client of this host would use (a
+    // wildcard listener is reached on loopback).
+    let self_authority = match local_addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => {
             SocketAddr::from(([127, 0, 0, 1], a.port()))
         }
@@ -261,24 +280,31 @@ async fn start(config: HostConfig) -> Result<Host> {
             SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
         }
         a => a,
+    }
+    .to_string();
+    let app = Arc::new(server::App {
+        router,
+        components,
+        request_deadline: config.request_deadline,
+        header_read_timeout: config.header_read_timeout,
+        connection_limit: conn_limit::ConnectionLimit::new(config.max_connections_per_client),
+        kill: tokio::sync::watch::channel(false).0,
+        self_authority,
     });
+    let weak: std::sync::Weak<dyn outbound_http::SelfHandler> = Arc::downgrade(&app) as _;
+    let _ = self_handler.set(weak);
     Ok(Host {
         listener,
         local_addr,
-        app: Arc::new(server::App {
-            router,
-            components,
-            request_deadline: config.request_deadline,
-            header_read_timeout: config.header_read_timeout,
-            connection_limit: conn_limit::ConnectionLimit::new(config.max_connections_per_client),
-        }),
+        app,
         routes,
         databases,
+        libsql_configs,
         shutdown_grace: config.shutdown_grace,
     })
 }
 
-/// Decide each database's file and open the pools.
+/// Decide where each database lives and open the pools.
 ///
 /// A label is configured if the runtime config or an override names it (`default`
 /// always is, at `.spin/sqlite_db.db` next to the manifest unless configured
@@ -289,15 +315,21 @@ async fn open_databases(
     config: &HostConfig,
     manifest: &Manifest,
     runtime_config: &RuntimeConfig,
-) -> Result<Arc<Databases>> {
-    let mut paths: BTreeMap<String, PathBuf> = runtime_config.sqlite_databases.clone();
+) -> Result<(Arc<Databases>, BTreeMap<String, LibsqlConfig>)> {
+    let mut targets: BTreeMap<String, SqliteDatabase> = runtime_config.sqlite_databases.clone();
     for (label, path) in &config.sqlite_path_overrides {
-        paths.insert(label.clone(), path.clone());
+        if config.sqlite_libsql_overrides.contains_key(label) {
+            bail!("database `{label}` is given both a file and a libSQL server; give one");
+        }
+        targets.insert(label.clone(), SqliteDatabase::File(path.clone()));
     }
-    let mut configured: HashSet<String> = paths.keys().cloned().collect();
+    for (label, remote) in &config.sqlite_libsql_overrides {
+        targets.insert(label.clone(), SqliteDatabase::Libsql(remote.clone()));
+    }
+    let mut configured: HashSet<String> = targets.keys().cloned().collect();
     configured.insert("default".to_string());
 
-    let mut used: BTreeSet<String> = paths.keys().cloned().collect();
+    let mut used: BTreeSet<String> = targets.keys().cloned().collect();
     for (id, component) in &manifest.components {
         for label in &component.sqlite_databases {
             if !configured.contains(label) {
@@ -316,16 +348,29 @@ async fn open_databases(
         synchronous: config.sqlite_synchronous,
     };
     let mut pools = HashMap::new();
+    let mut remote = HashMap::new();
+    let mut libsql_configs = BTreeMap::new();
     for label in used {
-        let path = paths
-            .get(&label)
-            .cloned()
-            .unwrap_or_else(|| runtime_config::default_database_path(&manifest.dir));
-        let pool = Pool::open(&label, &path, options.clone()).await?;
-        tracing::debug!(database = %label, path = %path.display(), "database open");
-        pools.insert(label, pool);
+        match targets.get(&label) {
+            Some(SqliteDatabase::Libsql(server)) => {
+                let pool = RemotePool::open(&label, server, &options).await?;
+                tracing::debug!(database = %label, url = %server.url, "libSQL database reachable");
+                libsql_configs.insert(label.clone(), server.clone());
+                remote.insert(label, pool);
+            }
+            file => {
+                let path = match file {
+                    Some(SqliteDatabase::File(path)) => path.clone(),
+                    _ => runtime_config::default_database_path(&manifest.dir),
+                };
+                let pool = Pool::open(&label, &path, options.clone()).await?;
+                tracing::debug!(database = %label, path = %path.display(), "database open");
+                pools.insert(label, pool);
+            }
+        }
     }
-    Ok(Arc::new(Databases::new(pools, configured)))
+    let databases = Databases::new(pools, configured).with_remote(remote);
+    Ok((Arc::new(databases), libsql_configs))
 }
 
 /// Open the key-value stores some component lists: `default` at Spin's

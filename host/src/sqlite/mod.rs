@@ -11,7 +11,12 @@
 //! * SQLite errors reach the guest as `io(<SQLite's message>)`, a full disk as
 //!   `database-full`, an exhausted pool as `io("... pool exhausted ...")`;
 //! * all SQLite work runs on tokio's blocking threads.
+//!
+//! A label configured as `type = "libsql"` is served the same way over a libSQL server
+//! ([`libsql`]): a connection pins one server-side stream, transactions span calls, an
+//! instance's end rolls back, every wait is bounded.
 
+pub mod libsql;
 pub mod pool;
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +26,7 @@ use std::sync::Arc;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
+pub use libsql::{RemoteConnection, RemotePool};
 pub use pool::{
     may_block, run_marked_blocking, Pool, PoolError, PoolOptions, PooledConnection, Synchronous,
 };
@@ -40,12 +46,14 @@ mod bindings {
 use bindings::fermyon::spin::sqlite as v2;
 use bindings::spin::sqlite::sqlite as v3;
 
-/// The host side of a guest `connection` resource: the pinned pooled connection.
+/// The host side of a guest `connection` resource: the pinned pooled connection, or
+/// the pinned libSQL stream (`remote`) for a `type = "libsql"` database.
 ///
-/// `None` only while a statement is running on a blocking thread (the connection is
-/// moved there and back), or after a blocking task failed.
+/// `conn` is `None` for a libSQL database, while a statement is running on a blocking
+/// thread (the connection is moved there and back), or after a blocking task failed.
 pub struct Connection {
     conn: Option<PooledConnection>,
+    remote: Option<RemoteConnection>,
 }
 
 /// The databases of one host: the opened pools, and every label that counts as
@@ -53,6 +61,7 @@ pub struct Connection {
 #[derive(Debug, Default)]
 pub struct Databases {
     pools: HashMap<String, Pool>,
+    remote: HashMap<String, RemotePool>,
     configured: HashSet<String>,
 }
 
@@ -63,12 +72,28 @@ impl Databases {
         let mut configured: HashSet<String> = configured.into_iter().collect();
         configured.insert("default".to_string());
         configured.extend(pools.keys().cloned());
-        Databases { pools, configured }
+        Databases {
+            pools,
+            remote: HashMap::new(),
+            configured,
+        }
     }
 
-    /// The opened pools.
+    /// Add the libSQL databases (`type = "libsql"`), each label also configured.
+    pub fn with_remote(mut self, remote: HashMap<String, RemotePool>) -> Self {
+        self.configured.extend(remote.keys().cloned());
+        self.remote.extend(remote);
+        self
+    }
+
+    /// The opened pools of local files.
     pub fn pools(&self) -> impl Iterator<Item = &Pool> {
         self.pools.values()
+    }
+
+    /// The libSQL databases.
+    pub fn remote_pools(&self) -> impl Iterator<Item = &RemotePool> {
+        self.remote.values()
     }
 }
 
@@ -357,6 +382,17 @@ impl SqliteView<'_> {
         if !self.ctx.allowed.contains(&database) {
             return Ok(Err(DbError::AccessDenied));
         }
+        if let Some(remote) = self.ctx.databases.remote.get(&database) {
+            // No stop check to install: a libSQL statement is an async exchange, which
+            // the end of the run cancels like any other wait (see `libsql`).
+            return match remote.acquire().await {
+                Ok(conn) => Ok(Ok(self.table.push(Connection {
+                    conn: None,
+                    remote: Some(conn),
+                })?)),
+                Err(e) => Ok(Err(DbError::Io(e.to_string()))),
+            };
+        }
         let Some(pool) = self.ctx.databases.pools.get(&database) else {
             // Configured, allowed, but never opened: the host only opens what
             // components list, so this cannot happen; refuse rather than panic.
@@ -378,7 +414,10 @@ impl SqliteView<'_> {
                         }),
                     );
                 }
-                Ok(Ok(self.table.push(Connection { conn: Some(conn) })?))
+                Ok(Ok(self.table.push(Connection {
+                    conn: Some(conn),
+                    remote: None,
+                })?))
             }
             Err(e) => Ok(Err(DbError::Io(e.to_string()))),
         }
@@ -390,6 +429,9 @@ impl SqliteView<'_> {
         statement: String,
         params: Vec<DbValue>,
     ) -> wasmtime::Result<Result<DbQueryResult, DbError>> {
+        if let Some(remote) = self.table.get_mut(this)?.remote.as_mut() {
+            return Ok(remote.execute(&statement, &params).await);
+        }
         if may_block() {
             // This thread runs the guest and may block (see `server`): run the
             // statement right here, queueing on the write gate first if it writes.
@@ -532,10 +574,16 @@ impl v3::HostConnection for SqliteView<'_> {
     }
 
     async fn last_insert_rowid(&mut self, this: Resource<Connection>) -> wasmtime::Result<i64> {
+        if let Some(remote) = &self.table.get(&this)?.remote {
+            return Ok(remote.last_insert_rowid());
+        }
         self.with_conn(&this, 0, |c| c.last_insert_rowid())
     }
 
     async fn changes(&mut self, this: Resource<Connection>) -> wasmtime::Result<u64> {
+        if let Some(remote) = &self.table.get(&this)?.remote {
+            return Ok(remote.changes());
+        }
         self.with_conn(&this, 0, |c| c.changes())
     }
 

@@ -1,0 +1,212 @@
+//! Where the CLI's native commands (`migrate`, `prune`, and `up` before it serves) find
+//! the database: a local file (`DATABASE_PATH`) or a libSQL server (`DATABASE_URL`,
+//! `DATABASE_TOKEN`), and the core's [`Database`] over either.
+//!
+//! The libSQL side is the host's own client ([`spin_host::sqlite::RemotePool`]), the one
+//! the components' statements go through, so a statement means the same natively and
+//! in a guest; its errors are classified from their text exactly as the Spin adapter
+//! classifies a guest's `io(message)`.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Result};
+use orchestrator_core::db::native::NativeDatabase;
+use orchestrator_core::db::{Database, DbError, DbErrorKind, Rows, Value};
+use spin_host::runtime_config::LibsqlConfig;
+use spin_host::sqlite::{DbValue, PoolOptions, RemoteConnection, RemotePool};
+
+/// The database a native command works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    File(PathBuf),
+    Libsql(LibsqlConfig),
+}
+
+impl Target {
+    /// From the flags: a URL (with its token) wins over the default path, and both a
+    /// URL and an explicit path is an error (which one was meant?).
+    pub fn from_args(
+        path: Option<PathBuf>,
+        url: Option<String>,
+        token: Option<String>,
+        default_path: &str,
+    ) -> Result<Target> {
+        let url = url.filter(|u| !u.trim().is_empty());
+        match (path, url) {
+            (Some(path), Some(_)) => bail!(
+                "both DATABASE_PATH ({}) and DATABASE_URL are set; set one",
+                path.display()
+            ),
+            (_, Some(url)) => Ok(Target::Libsql(
+                LibsqlConfig::new(url, token.unwrap_or_default())
+                    .map_err(|e| anyhow!("DATABASE_URL: {e}"))?,
+            )),
+            (Some(path), None) => Ok(Target::File(path)),
+            (None, None) => Ok(Target::File(PathBuf::from(default_path))),
+        }
+    }
+
+    /// How messages name it: the path, or the URL (never the token).
+    pub fn describe(&self) -> String {
+        match self {
+            Target::File(path) => path.display().to_string(),
+            Target::Libsql(server) => format!("libSQL at {}", server.url),
+        }
+    }
+
+    /// Open a connection (for a file: create it with its folder, WAL mode). Blocking:
+    /// call it from a thread that may block (not an async worker).
+    pub fn open(&self) -> Result<AnyDatabase> {
+        match self {
+            Target::File(path) => Ok(AnyDatabase::File(
+                NativeDatabase::open(path).map_err(|e| anyhow!("{}", e.message))?,
+            )),
+            Target::Libsql(server) => Ok(AnyDatabase::Libsql(RemoteDatabase::open(server)?)),
+        }
+    }
+}
+
+/// Either backend, as one [`Database`] (the core's functions are generic over it).
+pub enum AnyDatabase {
+    File(NativeDatabase),
+    Libsql(RemoteDatabase),
+}
+
+impl Database for AnyDatabase {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        match self {
+            AnyDatabase::File(db) => db.execute(sql, params),
+            AnyDatabase::Libsql(db) => db.execute(sql, params),
+        }
+    }
+}
+
+/// One libSQL stream, driven synchronously.
+pub struct RemoteDatabase {
+    /// Set when the caller had no tokio runtime (the `migrate` and `prune` commands).
+    _runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    conn: RefCell<Option<RemoteConnection>>,
+}
+
+impl RemoteDatabase {
+    fn open(server: &LibsqlConfig) -> Result<RemoteDatabase> {
+        let (runtime, handle) = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => (None, handle),
+            Err(_) => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let handle = runtime.handle().clone();
+                (Some(runtime), handle)
+            }
+        };
+        // One stream at a time; the default waits bound every exchange.
+        let options = PoolOptions {
+            size: 1,
+            ..PoolOptions::default()
+        };
+        let conn = handle.block_on(async {
+            let pool = RemotePool::open("default", server, &options).await?;
+            pool.acquire().await.map_err(anyhow::Error::from)
+        })?;
+        Ok(RemoteDatabase {
+            _runtime: runtime,
+            handle,
+            conn: RefCell::new(Some(conn)),
+        })
+    }
+}
+
+impl Database for RemoteDatabase {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        let params: Vec<DbValue> = params
+            .iter()
+            .map(|v| match v {
+                Value::Null => DbValue::Null,
+                Value::Integer(i) => DbValue::Integer(*i),
+                Value::Real(f) => DbValue::Real(*f),
+                Value::Text(s) => DbValue::Text(s.clone()),
+                Value::Blob(b) => DbValue::Blob(b.clone()),
+            })
+            .collect();
+        let mut conn = self.conn.borrow_mut();
+        let conn = conn
+            .as_mut()
+            .ok_or_else(|| DbError::new(DbErrorKind::Unavailable, "connection closed"))?;
+        let result = self.handle.block_on(conn.execute(sql, &params));
+        match result {
+            Ok(r) => Ok(Rows {
+                columns: r.columns,
+                rows: r
+                    .rows
+                    .into_iter()
+                    .map(|row| {
+                        row.into_iter()
+                            .map(|v| match v {
+                                DbValue::Null => Value::Null,
+                                DbValue::Integer(i) => Value::Integer(i),
+                                DbValue::Real(f) => Value::Real(f),
+                                DbValue::Text(s) => Value::Text(s),
+                                DbValue::Blob(b) => Value::Blob(b),
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            }),
+            Err(spin_host::sqlite::DbError::Io(message)) => {
+                Err(DbError::from_sqlite_message(message))
+            }
+            Err(other) => Err(DbError::new(DbErrorKind::Other, format!("{other:?}"))),
+        }
+    }
+}
+
+impl Drop for RemoteDatabase {
+    fn drop(&mut self) {
+        // Close the stream (rolling back anything left open) before the runtime goes.
+        if let Some(conn) = self.conn.get_mut().take() {
+            self.handle.block_on(conn.close());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_from_flags() {
+        let default = "data/orchestrator.db";
+        assert_eq!(
+            Target::from_args(None, None, None, default).unwrap(),
+            Target::File(PathBuf::from(default))
+        );
+        assert_eq!(
+            Target::from_args(Some("x.db".into()), Some(" ".into()), None, default).unwrap(),
+            Target::File(PathBuf::from("x.db")),
+            "an empty DATABASE_URL is unset"
+        );
+        let remote = Target::from_args(
+            None,
+            Some("http://127.0.0.1:8080".into()),
+            Some("tok".into()),
+            default,
+        )
+        .unwrap();
+        assert_eq!(
+            remote,
+            Target::Libsql(LibsqlConfig::new("http://127.0.0.1:8080", "tok").unwrap())
+        );
+        assert_eq!(remote.describe(), "libSQL at http://127.0.0.1:8080");
+        let both = Target::from_args(Some("x.db".into()), Some("http://h".into()), None, default)
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("set one"), "{both}");
+        let bad = Target::from_args(None, Some("nope".into()), None, default)
+            .unwrap_err()
+            .to_string();
+        assert!(bad.starts_with("DATABASE_URL:"), "{bad}");
+    }
+}
