@@ -9,12 +9,12 @@ use crate::db::{read_transaction, Database, DbError, Row, Value};
 use crate::domain::{Page, RunStatus};
 use crate::error::ApiError;
 
-/// One session in a response. In the detail, `runs` becomes the array of its runs (see
-/// [`SessionDetail`]).
+/// One session in a response: `runs` is the count of its runs in a list, and the runs
+/// themselves, newest first, in `GET /api/runtime/sessions/{id}` ([`SessionDetail`]).
 #[derive(Debug, Serialize)]
-pub struct Session {
+pub struct Session<R = i64> {
     pub session_id: String,
-    pub runs: i64,
+    pub runs: R,
     pub active_runs: i64,
     pub agents_by_status: serde_json::Map<String, serde_json::Value>,
     pub cost_usd: f64,
@@ -25,19 +25,23 @@ pub struct Session {
     pub last_activity_at: String,
 }
 
-/// `GET /api/runtime/sessions/{id}`: the session's aggregate with its runs in place of the
-/// count, newest first.
-#[derive(Debug, Serialize)]
-pub struct SessionDetail {
-    pub session_id: String,
-    pub runs: Vec<runs::Run>,
-    pub active_runs: i64,
-    pub agents_by_status: serde_json::Map<String, serde_json::Value>,
-    pub cost_usd: f64,
-    pub tokens_input: i64,
-    pub tokens_output: i64,
-    pub started_at: String,
-    pub last_activity_at: String,
+/// A session with its runs in place of their count.
+pub type SessionDetail = Session<Vec<runs::Run>>;
+
+impl<R> Session<R> {
+    fn with_runs<T>(self, runs: T) -> Session<T> {
+        Session {
+            session_id: self.session_id,
+            runs,
+            active_runs: self.active_runs,
+            agents_by_status: self.agents_by_status,
+            cost_usd: self.cost_usd,
+            tokens_input: self.tokens_input,
+            tokens_output: self.tokens_output,
+            started_at: self.started_at,
+            last_activity_at: self.last_activity_at,
+        }
+    }
 }
 
 /// Filters of `GET /api/runtime/sessions`: `active` keeps sessions with (`true`) or
@@ -94,8 +98,9 @@ fn from_row(mut row: Row<'_>) -> Result<Session, DbError> {
         cost_usd: row.real(next)?,
         tokens_input: row.int(next + 1)?,
         tokens_output: row.int(next + 2)?,
-        started_at: row.text(next + 3)?,
-        last_activity_at: row.text(next + 4)?,
+        // Times a direct writer left in another form are returned in the API's.
+        started_at: row.time(next + 3)?,
+        last_activity_at: row.time(next + 4)?,
     })
 }
 
@@ -132,16 +137,6 @@ pub fn get<D: Database>(db: &D, session_id: &str) -> Result<Option<SessionDetail
             return Ok(None);
         };
         let session = from_row(row)?;
-        Ok(Some(SessionDetail {
-            runs: runs::of_session(db, session_id)?,
-            session_id: session.session_id,
-            active_runs: session.active_runs,
-            agents_by_status: session.agents_by_status,
-            cost_usd: session.cost_usd,
-            tokens_input: session.tokens_input,
-            tokens_output: session.tokens_output,
-            started_at: session.started_at,
-            last_activity_at: session.last_activity_at,
-        }))
+        Ok(Some(session.with_runs(runs::of_session(db, session_id)?)))
     })
 }

@@ -160,6 +160,24 @@ fn sqlite_datetime_now_times_are_returned_as_rfc3339_with_milliseconds() {
     );
     let logs = app.get("/api/runtime/logs?source=system").json_body();
     assert_eq!(logs[0]["created_at"], rfc);
+    // The session's times too, when the script wrote the run's activity time itself.
+    app.write_directly(
+        "UPDATE agents SET last_activity_at = ?1 WHERE id = ?2",
+        &[t.into(), id(&run).into()],
+    );
+    let session = run["session_id"].as_str().unwrap();
+    let listed = &app.get("/api/runtime/sessions").json_body()[0];
+    let detail = app
+        .get(&format!("/api/runtime/sessions/{session}"))
+        .json_body();
+    for s in [listed, &detail] {
+        assert_eq!(
+            (&s["started_at"], &s["last_activity_at"]),
+            (&json!(rfc), &json!(rfc)),
+            "{s}"
+        );
+    }
+    assert_eq!(detail["runs"][0]["last_activity_at"], rfc);
     app.every_read_answers_200();
 }
 
