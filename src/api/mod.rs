@@ -72,6 +72,8 @@ pub fn respond<C: Connector + Clone>(
     } else {
         match route(group, connector, config, req) {
             Ok(reply) => reply,
+            // OTLP exporters read errors as OTLP's Status, in their own encoding.
+            Err(err) if is_otlp(req) => Reply::Full(crate::ingest::otlp::error_response(req, &err)),
             Err(err) => Reply::Full(error_response(&err, None)),
         }
     };
@@ -80,6 +82,11 @@ pub fn respond<C: Connector + Clone>(
     };
     cors::decorate(config, req, head);
     reply
+}
+
+/// OTLP/HTTP's paths (`/v1/...`).
+fn is_otlp(req: &Request) -> bool {
+    req.path.starts_with("/v1/")
 }
 
 /// An error response; a 405 carries its `Allow` header.
@@ -113,11 +120,19 @@ fn route<C: Connector + Clone>(
                 req.method, req.path
             ),
         );
-        return Ok(Reply::Full(error_response(&err, Some(&allow))));
+        let response = if is_otlp(req) {
+            crate::ingest::otlp::error_response(req, &err).with_header("allow", allow)
+        } else {
+            error_response(&err, Some(&allow))
+        };
+        return Ok(Reply::Full(response));
     }
     // The prune's body is optional (a cron may send none).
     let optional_body = route == Route::AdminPrune && req.body.iter().all(u8::is_ascii_whitespace);
     let body = if optional_body {
+        None
+    } else if is_otlp(req) {
+        // OTLP bodies are protobuf or JSON, checked by the ingest module.
         None
     } else if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
         Some(read_body(config, req)?)
@@ -140,11 +155,20 @@ fn route<C: Connector + Clone>(
         Route::Events => events::poll(connector, &input),
         Route::EventsSnapshot => events::snapshot(connector),
         Route::AdminPrune => admin::prune(connector, config, &input),
-        Route::OtlpLogs => crate::ingest::otlp_logs(
-            || db::open(connector).map_err(ApiError::from),
-            input.body()?,
-        ),
-        Route::OtlpMetrics => Ok(crate::ingest::otlp_metrics()),
+        Route::OtlpLogs | Route::OtlpTraces | Route::OtlpMetrics => {
+            use crate::ingest::otlp::Signal;
+            let signal = match route {
+                Route::OtlpLogs => Signal::Logs,
+                Route::OtlpTraces => Signal::Traces,
+                _ => Signal::Metrics,
+            };
+            crate::ingest::otlp_export(
+                signal,
+                || db::open(connector).map_err(ApiError::from),
+                config,
+                req,
+            )
+        }
         Route::IngestClaudeCode => crate::ingest::claude_code(
             || db::open(connector).map_err(ApiError::from),
             &input.query,

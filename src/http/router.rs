@@ -40,8 +40,9 @@ pub enum Route {
     AdminPrune,
     /// `POST /api/ingest/claude-code`: one Claude Code hook event.
     IngestClaudeCode,
-    /// `POST /v1/logs`, `POST /v1/metrics`: OTLP/HTTP (JSON encoding).
+    /// `POST /v1/logs`, `/v1/traces`, `/v1/metrics`: OTLP/HTTP (protobuf or JSON).
     OtlpLogs,
+    OtlpTraces,
     OtlpMetrics,
 }
 
@@ -73,6 +74,7 @@ impl Route {
             ["api", "admin", "prune"] => Route::AdminPrune,
             ["api", "ingest", "claude-code"] => Route::IngestClaudeCode,
             ["v1", "logs"] => Route::OtlpLogs,
+            ["v1", "traces"] => Route::OtlpTraces,
             ["v1", "metrics"] => Route::OtlpMetrics,
             ["health"] => Route::Health,
             ["openapi.json"] => Route::OpenApi,
@@ -94,7 +96,9 @@ impl Route {
             | Route::Session(_) => Group::Runtime,
             Route::Events | Route::EventsSnapshot | Route::EventsStream => Group::Events,
             Route::Health | Route::OpenApi | Route::AdminPrune => Group::Meta,
-            Route::IngestClaudeCode | Route::OtlpLogs | Route::OtlpMetrics => Group::Ingest,
+            Route::IngestClaudeCode | Route::OtlpLogs | Route::OtlpTraces | Route::OtlpMetrics => {
+                Group::Ingest
+            }
         }
     }
 
@@ -105,9 +109,11 @@ impl Route {
             Route::Agent(_) => &["GET", "PUT", "DELETE"],
             Route::Run(_) => &["GET", "PATCH", "DELETE"],
             Route::Prompt(_) => &["GET", "PATCH"],
-            Route::AdminPrune | Route::IngestClaudeCode | Route::OtlpLogs | Route::OtlpMetrics => {
-                &["POST"]
-            }
+            Route::AdminPrune
+            | Route::IngestClaudeCode
+            | Route::OtlpLogs
+            | Route::OtlpTraces
+            | Route::OtlpMetrics => &["POST"],
             Route::Stats
             | Route::Sessions
             | Route::Session(_)

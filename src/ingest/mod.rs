@@ -1,17 +1,19 @@
 //! Ingest: agents report without code. Outside payloads — Claude Code's HTTP hooks and
-//! (later) OpenTelemetry — mapped onto the same runs, prompts and logs the REST API writes,
+//! OpenTelemetry (OTLP/HTTP logs and GenAI spans) — mapped onto the same runs, prompts and logs the REST API writes,
 //! through the same `state_change` machinery, so the feed shows them live.
 //!
 //! Each delivery is applied in one write transaction: a rejected request writes nothing,
 //! and a retried one finds its keys (migration 0003's `ingest_keys`) and changes nothing.
 
 pub mod hooks;
+pub mod otlp;
 pub mod otlp_logs;
+pub mod otlp_traces;
 pub mod sink;
 
 use crate::db::{write_transaction, Database};
 use crate::error::ApiError;
-use crate::http::{JsonObject, Query, Response};
+use crate::http::{Config, JsonObject, Query, Request, Response};
 
 /// `POST /api/ingest/claude-code`: apply one hook event; answers `{}` (200).
 pub fn claude_code<D: Database>(
@@ -26,21 +28,50 @@ pub fn claude_code<D: Database>(
     Ok(Response::json(200, &serde_json::json!({})))
 }
 
-/// `POST /v1/logs` (OTLP/JSON): Claude Code's events; answers an
-/// `ExportLogsServiceResponse` with `partialSuccess`.
-pub fn otlp_logs<D: Database>(
+/// `POST /v1/logs`, `/v1/traces`, `/v1/metrics`: one OTLP export, checked (413, 415, 400)
+/// before the database is opened, applied in one transaction, answered with the
+/// signal's `Export…ServiceResponse` in the request's encoding. Errors are answered by the
+/// router through [`otlp::error_response`].
+pub fn otlp_export<D: Database>(
+    signal: otlp::Signal,
     open: impl FnOnce() -> Result<D, ApiError>,
-    body: &JsonObject,
+    config: &Config,
+    req: &Request,
 ) -> Result<Response, ApiError> {
-    let records = otlp_logs::decode(&serde_json::Value::Object(body.fields().clone()))?;
-    let db = open()?;
-    let outcome = write_transaction(&db, |db| otlp_logs::apply(db, &records))?;
-    Ok(Response::json(200, &outcome.to_json()))
-}
-
-/// `POST /v1/metrics`: accepted and ignored (an exporter must not see errors).
-pub fn otlp_metrics() -> Response {
-    Response::json(200, &serde_json::json!({"partialSuccess": {}}))
+    use opentelemetry_proto::tonic::collector::{logs, metrics, trace};
+    let (encoding, body) = otlp::body(config, req)?;
+    let outcome = match signal {
+        otlp::Signal::Logs => {
+            let export: logs::v1::ExportLogsServiceRequest =
+                otlp::decode(encoding, &body, "ExportLogsServiceRequest")?;
+            let records = otlp_logs::records(&export);
+            if records.is_empty() {
+                otlp::Outcome::default()
+            } else {
+                let db = open()?;
+                write_transaction(&db, |db| otlp_logs::apply(db, &records))?
+            }
+        }
+        otlp::Signal::Traces => {
+            let export: trace::v1::ExportTraceServiceRequest =
+                otlp::decode(encoding, &body, "ExportTraceServiceRequest")?;
+            let spans = otlp_traces::spans(&export);
+            if spans.is_empty() {
+                otlp::Outcome::default()
+            } else {
+                let db = open()?;
+                write_transaction(&db, |db| otlp_traces::apply(db, &spans))?
+            }
+        }
+        // Decoded so that a malformed body is still a 400; the data is not kept (an
+        // exporter of metrics must not see errors for what this backend does not use).
+        otlp::Signal::Metrics => {
+            let _: metrics::v1::ExportMetricsServiceRequest =
+                otlp::decode(encoding, &body, "ExportMetricsServiceRequest")?;
+            otlp::Outcome::default()
+        }
+    };
+    Ok(otlp::success(signal, encoding, &outcome))
 }
 
 /// The ingest routes in `/openapi.json`.
@@ -51,16 +82,39 @@ pub(crate) fn describe(doc: &mut serde_json::Value) {
         json!({ "name": name, "in": "query", "required": false, "description": description,
                 "schema": { "type": "string" } })
     };
-    let otlp = |summary: &str| {
+    let otlp = |summary: &str, response: &str| {
+        let body = json!({ "schema": { "type": "string", "format": "binary" } });
+        let status = json!({
+            "description": "OTLP failure: a google.rpc.Status in the request's encoding (protobuf for protobuf requests; for JSON, {code, message} beside the API's {error}); nothing was written",
+            "content": {
+                "application/x-protobuf": body,
+                "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
         json!({ "post": {
         "summary": summary,
-        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+        "parameters": [{ "name": "content-encoding", "in": "header", "required": false,
+            "description": "gzip, or none; the decompressed body must fit in the body limit too (413)",
+            "schema": { "type": "string", "enum": ["gzip", "identity"] } }],
+        "requestBody": { "required": true, "content": {
+            "application/x-protobuf": body,
+            "application/json": { "schema": { "type": "object" } } } },
         "responses": {
-            "200": { "description": "OTLP Export…ServiceResponse: {\"partialSuccess\": {}} or {rejectedLogRecords, errorMessage}", "content": { "application/json": { "schema": { "type": "object" } } } },
-            "400": error(400), "401": error(401), "413": error(413), "415": error(415) } } })
+            "200": { "description": response, "content": {
+                "application/x-protobuf": body,
+                "application/json": { "schema": { "type": "object" } } } },
+            "400": status, "401": status, "413": status, "415": status } } })
     };
-    doc["paths"]["/v1/logs"] = otlp("OTLP/HTTP logs, JSON encoding only in this version (application/x-protobuf is 415): claude_code.api_request → a completed prompt of the session's run (joined by session.id, even when the run is final; tokens_input includes cache read and creation tokens), tool_result → tool_call log, api_error → error log; records without session.id are counted in partialSuccess");
-    doc["paths"]["/v1/metrics"] = otlp("OTLP/HTTP metrics: accepted and ignored");
+    doc["paths"]["/v1/logs"] = otlp(
+        "OTLP/HTTP logs (ExportLogsServiceRequest, protobuf or JSON): claude_code.api_request → a completed prompt of the session's run (joined by session.id, even when the run is final; tokens_input includes cache read and creation tokens), tool_result → tool_call log, api_error → error log; records without session.id are rejected in partial_success",
+        "ExportLogsServiceResponse in the request's encoding: empty on full success, else partial_success {rejected_log_records, error_message}",
+    );
+    doc["paths"]["/v1/traces"] = otlp(
+        "OTLP/HTTP traces (ExportTraceServiceRequest, protobuf or JSON), GenAI semantic conventions: invoke_agent → a run of gen_ai.agent.name (the session's run for a top-level agent, else a child run), chat/text_completion/generate_content → a finished prompt (model, gen_ai.usage tokens, gen_ai.usage.cost if given, latency from the span), execute_tool → a tool_call log; session = gen_ai.conversation.id, else session.id, else the trace id, joined with the Claude Code hooks' run of that session; an error status fails the run or prompt; children before parents in a batch land; a batch applied twice changes nothing; GenAI spans without valid ids are rejected in partial_success",
+        "ExportTraceServiceResponse in the request's encoding: empty on full success, else partial_success {rejected_spans, error_message}",
+    );
+    doc["paths"]["/v1/metrics"] = otlp(
+        "OTLP/HTTP metrics (protobuf or JSON): decoded (a malformed body is 400) and not kept",
+        "ExportMetricsServiceResponse in the request's encoding (empty)",
+    );
     doc["paths"]["/api/ingest/claude-code"] = json!({ "post": {
         "summary": "One Claude Code hook event (the body an \"type\": \"http\" hook posts). Creates the session's run (and a subagent's child run via agent_id) on first use; moves its status through the same state_change rows as PATCH; UserPromptSubmit is a prompt the next Stop completes; PostToolUse/PostToolUseFailure a tool_call log (input and response kept whole up to 64 KiB of JSON each, else an excerpt {excerpt, truncated, bytes}); Notification a milestone log. Unknown events and fields are kept as a DEBUG milestone, never an error. A redelivery changes nothing; a final run takes no more events.",
         "parameters": [

@@ -249,7 +249,12 @@ pub fn truncate(text: &str, max: usize) -> String {
 /// A stable digest of a JSON value (keys in sorted order: serde_json's map is a BTreeMap),
 /// for deduplicating deliveries that carry no id of their own.
 pub fn digest(value: &serde_json::Value) -> String {
+    digest_bytes(value.to_string().as_bytes())
+}
+
+/// A stable digest of bytes (hex SHA-256).
+pub fn digest_bytes(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    let hash = Sha256::digest(value.to_string().as_bytes());
+    let hash = Sha256::digest(bytes);
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -7,6 +7,7 @@ mod direct_writers;
 mod events;
 mod ingest;
 mod logs;
+mod otlp;
 mod prompts;
 mod retention;
 mod run_display;
