@@ -96,8 +96,8 @@ pub struct InstanceSettings {
     pub outbound: Arc<OutboundConfig>,
     /// Its access to the key-value stores.
     pub key_value: KeyValueCtx,
-    /// Its read-only `files` mounts.
-    pub mounts: Vec<crate::files::Mount>,
+    /// Its read-only `files` mounts (and the staging directory they may point into).
+    pub files: crate::files::Files,
 }
 
 /// A component compiled and pre-instantiated once; [`PreparedComponent::new_store`]
@@ -112,7 +112,7 @@ pub struct PreparedComponent {
     variables: ComponentVariables,
     outbound: Arc<OutboundConfig>,
     key_value: KeyValueCtx,
-    mounts: Arc<Vec<crate::files::Mount>>,
+    files: Arc<crate::files::Files>,
 }
 
 impl PreparedComponent {
@@ -164,7 +164,7 @@ impl PreparedComponent {
             variables: settings.variables,
             outbound: settings.outbound,
             key_value: settings.key_value,
-            mounts: Arc::new(settings.mounts),
+            files: Arc::new(settings.files),
         })
     }
 
@@ -194,7 +194,7 @@ impl PreparedComponent {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         wasi.envs(&self.environment);
-        for mount in self.mounts.iter() {
+        for mount in &self.files.mounts {
             // Checked to be a directory at start; if it has gone since, the guest
             // just doesn't see it (its reads fail), the request still runs.
             if let Err(e) = wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly) {

@@ -221,8 +221,8 @@ async fn start(config: HostConfig) -> Result<Host> {
 
     let engine = shared_engine(config.max_instances)?;
     let linker = instance::linker(&engine)?;
-    // Filled in once the listener is bound: where `http://self.alt` requests go.
-    let self_addr = Arc::new(std::sync::OnceLock::new());
+    // Filled in once the app is built: what serves the components' requests to it.
+    let self_handler: outbound_http::SelfSlot = Arc::new(std::sync::OnceLock::new());
     let mut components = HashMap::new();
     for (id, component) in &manifest.components {
         let variables = app_variables.component_values(id, &component.variables)?;
@@ -246,13 +246,13 @@ async fn start(config: HostConfig) -> Result<Host> {
                     |name| app_variables.get(name).map(str::to_string),
                 )
                 .map_err(|e| anyhow!("component `{id}`: {e}"))?,
-                self_addr: self_addr.clone(),
+                self_handler: self_handler.clone(),
             }),
             key_value: key_value::KeyValueCtx::new(
                 key_value_stores.clone(),
                 Arc::new(component.key_value_stores.iter().cloned().collect()),
             ),
-            mounts: files::mounts(
+            files: files::mounts(
                 id,
                 &manifest.dir,
                 &component.files,
@@ -270,8 +270,9 @@ async fn start(config: HostConfig) -> Result<Host> {
         .await
         .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
     let local_addr = listener.local_addr()?;
-    let _ = self_addr.set(match local_addr {
-        // A wildcard listener is reached on loopback.
+    // What a self request's `Host` says: the address a client of this host would use (a
+    // wildcard listener is reached on loopback).
+    let self_authority = match local_addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => {
             SocketAddr::from(([127, 0, 0, 1], a.port()))
         }
@@ -279,17 +280,23 @@ async fn start(config: HostConfig) -> Result<Host> {
             SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
         }
         a => a,
+    }
+    .to_string();
+    let app = Arc::new(server::App {
+        router,
+        components,
+        request_deadline: config.request_deadline,
+        header_read_timeout: config.header_read_timeout,
+        connection_limit: conn_limit::ConnectionLimit::new(config.max_connections_per_client),
+        kill: tokio::sync::watch::channel(false).0,
+        self_authority,
     });
+    let weak: std::sync::Weak<dyn outbound_http::SelfHandler> = Arc::downgrade(&app) as _;
+    let _ = self_handler.set(weak);
     Ok(Host {
         listener,
         local_addr,
-        app: Arc::new(server::App {
-            router,
-            components,
-            request_deadline: config.request_deadline,
-            header_read_timeout: config.header_read_timeout,
-            connection_limit: conn_limit::ConnectionLimit::new(config.max_connections_per_client),
-        }),
+        app,
         routes,
         databases,
         libsql_configs,

@@ -1,19 +1,30 @@
 //! Outbound HTTP (`wasi:http/outgoing-handler`) under Spin's `allowed_outbound_hosts`
-//! rules; wasmtime-wasi-http's own client sends what is allowed.
+//! rules; wasmtime-wasi-http's own client sends what is allowed to the network.
 //!
-//! An entry is `scheme://host[:port]`: scheme `http`, `https` or `*`; host a name, an
-//! address, `*`, or `*.domain` (any subdomain of it); port a number or `*`, and when
-//! left out the scheme's default (a `*` scheme then needs one). `{{ variable }}`
-//! templates are rendered with the application's variables. `insecure:allow-all`
-//! allows everything. `http://self` (or `http://self.alt`) allows calls to the app's
-//! own routes by the host name `self.alt`; they go to this host's own listener on
-//! loopback. A request nothing allows fails with Spin's `HttpRequestDenied`, and a
-//! hint naming the entry to add goes to stderr. Every request is bounded by the
+//! An entry is `scheme://host[:port]`, as in Spin:
+//! - scheme: `*` or a name (`http`, `https`; `postgres`, `redis`, ... are accepted, as
+//!   Spin accepts them, and simply never match an HTTP request);
+//! - host: a name or address, `*`, `*.domain` (any subdomain of it), an address range
+//!   (`10.0.0.0/8`), or `self` / `self.alt` (the app itself);
+//! - port: a number, `*`, or a range `3000..3010` (end excluded, Spin's form); left out,
+//!   the scheme's well-known port (so a `*` scheme needs one).
+//!
+//! `{{ variable }}` templates are rendered with the application's variables first.
+//! `insecure:allow-all` is refused, as Spin refuses it (`*://*:*` says the same).
+//!
+//! A request to the app itself, by a relative URL (`/hello`: the SDK sends it with an
+//! authority of only a port, which wasmtime turns into `http://:80/hello`) or by the host
+//! `self.alt`, is allowed by an entry for `self` (or by a `*` host) and served
+//! in-process through the host's router ([`SelfHandler`]), never over the network: the
+//! incoming request's `Host` plays no part (Spin's CVE-2024-32980 came from letting it).
+//! Anything not allowed fails with Spin's `HttpRequestDenied`, and a line naming the
+//! entry to add goes to stderr. Every request, self requests included, is bounded by the
 //! deadline of the incoming request that made it.
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
@@ -24,27 +35,37 @@ use crate::variables::Template;
 /// One parsed `allowed_outbound_hosts` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AllowedHost {
-    /// `None` is `*`.
+    /// `None` is `*`; otherwise lowercase.
     scheme: Option<String>,
     host: HostPattern,
-    /// `None` is `*`.
-    port: Option<u16>,
+    port: PortPattern,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostPattern {
     Any,
-    /// `*.example.com`: the suffix with its leading dot, `.example.com`.
+    /// `*.example.com`: the suffix with its leading dot, `.example.com`, lowercase.
     Subdomain(String),
+    /// `self` or `self.alt`: only requests to the app itself.
+    ToSelf,
+    /// `10.0.0.0/8`, `fd00::/8`.
+    Network(IpAddr, u8),
+    /// A name (lowercase) or an address.
     Exact(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PortPattern {
+    Any,
+    One(u16),
+    /// `start..end`, end excluded.
+    Range(u16, u16),
 }
 
 /// A component's parsed `allowed_outbound_hosts`.
 #[derive(Debug, Clone, Default)]
 pub struct AllowedHosts {
     entries: Vec<AllowedHost>,
-    allow_all: bool,
-    allow_self: bool,
 }
 
 impl AllowedHosts {
@@ -55,17 +76,8 @@ impl AllowedHosts {
             let entry = Template::parse(raw)?
                 .render(&lookup)
                 .map_err(|e| anyhow!("allowed_outbound_hosts entry `{raw}`: {e}"))?;
-            let entry = entry.trim();
-            if entry == "insecure:allow-all" {
-                out.allow_all = true;
-                continue;
-            }
-            if entry == "http://self" || entry == "http://self.alt" {
-                out.allow_self = true;
-                continue;
-            }
             out.entries.push(
-                parse_entry(entry)
+                parse_entry(entry.trim())
                     .map_err(|e| anyhow!("allowed_outbound_hosts entry `{raw}`: {e}"))?,
             );
         }
@@ -74,81 +86,205 @@ impl AllowedHosts {
 
     /// Nothing is allowed: the component makes no outbound request.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && !self.allow_all && !self.allow_self
+        self.entries.is_empty()
     }
 
-    /// Whether `scheme://host:port` may be called.
+    /// Whether `scheme://host:port` (on the network) may be called.
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if self.allow_all {
-            return true;
-        }
         let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = host.to_ascii_lowercase();
+        let ip = host.parse::<IpAddr>().ok();
         self.entries.iter().any(|e| {
             e.scheme
                 .as_deref()
                 .is_none_or(|s| s.eq_ignore_ascii_case(scheme))
-                && e.port.is_none_or(|p| p == port)
+                && match e.port {
+                    PortPattern::Any => true,
+                    PortPattern::One(p) => p == port,
+                    PortPattern::Range(start, end) => (start..end).contains(&port),
+                }
                 && match &e.host {
                     HostPattern::Any => true,
-                    HostPattern::Subdomain(suffix) => host
-                        .to_ascii_lowercase()
-                        .ends_with(&suffix.to_ascii_lowercase()),
-                    HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
+                    HostPattern::Subdomain(suffix) => ip.is_none() && host.ends_with(suffix),
+                    HostPattern::ToSelf => false,
+                    HostPattern::Network(net, bits) => {
+                        ip.is_some_and(|ip| in_network(ip, *net, *bits))
+                    }
+                    HostPattern::Exact(h) => match (ip, h.parse::<IpAddr>()) {
+                        // `::1` and `0:0::1` are one address.
+                        (Some(a), Ok(b)) => a == b,
+                        _ => *h == host,
+                    },
                 }
+        })
+    }
+
+    /// Whether the app may call itself (a relative URL or `self.alt`): an entry whose
+    /// host is `self` or `*`, for `http` or `https`; its port plays no part (Spin's rule).
+    pub fn allows_self(&self) -> bool {
+        self.entries.iter().any(|e| {
+            matches!(e.host, HostPattern::Any | HostPattern::ToSelf)
+                && e.scheme
+                    .as_deref()
+                    .is_none_or(|s| s == "http" || s == "https")
         })
     }
 }
 
-fn parse_entry(entry: &str) -> Result<AllowedHost> {
-    let (scheme, rest) = entry
-        .split_once("://")
-        .ok_or_else(|| anyhow!("needs a scheme, e.g. `https://{entry}`"))?;
-    let scheme = match scheme {
-        "*" => None,
-        "http" | "https" => Some(scheme.to_string()),
-        other => bail!("scheme `{other}` is not one this host can call (http, https or *)"),
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains('/') {
-        bail!("must not have a path");
+fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
     }
-    // The port is after the last `:`, unless that is inside an IPv6 literal.
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !p.contains(']') => (h, Some(p)),
-        _ => (rest, None),
+}
+
+/// The port a scheme implies when an entry or URL names none (Spin's list).
+fn well_known_port(scheme: &str) -> Option<u16> {
+    Some(match scheme {
+        "http" => 80,
+        "https" => 443,
+        "postgres" => 5432,
+        "mysql" => 3306,
+        "redis" => 6379,
+        "mqtt" => 1883,
+        _ => return None,
+    })
+}
+
+fn parse_entry(entry: &str) -> Result<AllowedHost> {
+    if entry == "insecure:allow-all" {
+        bail!("`insecure:allow-all` is not allowed (Spin refuses it too); use `*://*:*` to allow all outbound traffic");
+    }
+    let (scheme, rest) = entry.split_once("://").ok_or_else(|| {
+        anyhow!("needs a scheme, e.g. `https://{entry}` (`*://*:*` allows everything)")
+    })?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "*" && (scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphabetic())) {
+        bail!("scheme `{scheme}` must be `*` or letters only");
+    }
+    // `host[:port][/]`, where the host may be `[v6]` or an address range `a.b.c.d/n`.
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| anyhow!("`[` without `]`"))?;
+        let after = after.strip_suffix('/').unwrap_or(after);
+        match after {
+            "" => (host.to_string(), None),
+            a => match a.strip_prefix(':') {
+                Some(p) => (host.to_string(), Some(p.to_string())),
+                None => bail!("unexpected `{a}` after the address"),
+            },
+        }
+    } else {
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.to_string())),
+            None => (rest.to_string(), None),
+        }
     };
-    let port = match port {
-        Some("*") => None,
-        Some(p) => Some(p.parse::<u16>().map_err(|_| anyhow!("bad port `{p}`"))?),
-        None => match scheme.as_deref() {
-            Some("http") => Some(80),
-            Some("https") => Some(443),
-            _ => bail!("a `*` scheme needs a port (e.g. `*://{host}:*`)"),
+    let port = match port.as_deref() {
+        None | Some("") => match well_known_port(&scheme) {
+            Some(p) => PortPattern::One(p),
+            None if scheme == "*" => {
+                bail!("a `*` scheme needs a port (e.g. `*://{host}:*`)")
+            }
+            None => {
+                bail!("scheme `{scheme}` has no default port; add one (e.g. `:{{port}}` or `:*`)")
+            }
+        },
+        Some("*") => PortPattern::Any,
+        Some(p) if p.contains('/') => bail!("must not have a path"),
+        Some(p) => match p.split_once("..") {
+            Some((a, b)) => {
+                let (Ok(start), Ok(end)) = (a.parse::<u16>(), b.parse::<u16>()) else {
+                    bail!("bad port range `{p}` (written `3000..3010`, end excluded)");
+                };
+                if start >= end {
+                    bail!("port range `{p}` is empty (the end is excluded)");
+                }
+                PortPattern::Range(start, end)
+            }
+            None if p.contains('-') => {
+                bail!("bad port `{p}`: a range is written `start..end` (end excluded), as in Spin")
+            }
+            None => PortPattern::One(p.parse::<u16>().map_err(|_| anyhow!("bad port `{p}`"))?),
         },
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = match host {
+    let host = host.to_ascii_lowercase();
+    let host = match host.as_str() {
         "" => bail!("has no host"),
         "*" => HostPattern::Any,
-        h if h.starts_with("*.") => HostPattern::Subdomain(h[1..].to_string()),
+        "self" | "self.alt" => HostPattern::ToSelf,
+        h if h.contains('/') => match h.split_once('/') {
+            Some((addr, bits)) if addr.parse::<IpAddr>().is_ok() => {
+                let addr: IpAddr = addr.parse()?;
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                match bits.parse::<u8>() {
+                    Ok(b) if b <= max => HostPattern::Network(addr, b),
+                    _ => bail!("bad address range `{h}`"),
+                }
+            }
+            _ => bail!("must not have a path"),
+        },
+        h if h.starts_with("*.") && !h[2..].contains('*') && h.len() > 2 => {
+            HostPattern::Subdomain(h[1..].to_string())
+        }
         h if h.contains('*') => bail!("`*` is allowed only as the whole host or as `*.domain`"),
         h => HostPattern::Exact(h.to_string()),
     };
-    Ok(AllowedHost { scheme, host, port })
+    Ok(AllowedHost {
+        scheme: (scheme != "*").then_some(scheme),
+        host,
+        port,
+    })
 }
 
-/// The host name a component uses for its own app (`http://self.alt/route`).
+/// The host name a component may use for its own app (`http://self.alt/route`).
 const SELF_HOST: &str = "self.alt";
 
+/// A response future of the app's own router.
+pub type SelfResponse =
+    Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, HttpError>> + Send>>;
+
+/// Serves a component's requests to its own app in-process (the server's router).
+pub trait SelfHandler: Send + Sync {
+    /// Answer `request` (origin-form: a path and query) as the app would answer a
+    /// client, with the guest run ending by `deadline`.
+    fn handle_self(
+        self: Arc<Self>,
+        request: http::Request<WasiBody>,
+        deadline: Instant,
+    ) -> SelfResponse;
+}
+
+/// Where self requests go: set once the app is built (it holds the components, which
+/// hold this; a weak reference keeps that from being a cycle).
+pub type SelfSlot = Arc<OnceLock<Weak<dyn SelfHandler>>>;
+
 /// What every store's outbound HTTP hook of one component shares.
-#[derive(Debug)]
 pub struct OutboundConfig {
     /// The component id (named in the denial hint).
     pub component: String,
     /// Its parsed allow-list.
     pub allowed: AllowedHosts,
-    /// This host's listener, once bound: where `self.alt` requests go.
-    pub self_addr: Arc<OnceLock<SocketAddr>>,
+    /// The app, for self requests.
+    pub self_handler: SelfSlot,
+}
+
+impl std::fmt::Debug for OutboundConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundConfig")
+            .field("component", &self.component)
+            .field("allowed", &self.allowed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The per-request hook: checks each request against the component's allow-list and
@@ -168,38 +304,38 @@ impl OutboundHttp {
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 type SendResult = Result<(http::Response<WasiBody>, IoFuture), HttpError>;
 
+/// Whether `uri` names the app itself: no host (a relative URL, which wasmtime gives a
+/// bare `:port` authority) or `self.alt`.
+fn is_self_request(uri: &http::Uri) -> bool {
+    uri.host()
+        .is_none_or(|h| h.is_empty() || h.eq_ignore_ascii_case(SELF_HOST))
+}
+
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _io: IoFuture,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let uri = request.uri().clone();
-        let scheme = uri.scheme_str().unwrap_or("https").to_string();
+        let config = self.config.clone();
+        let deadline = self.deadline;
+
+        if is_self_request(&uri) {
+            if !config.allowed.allows_self() {
+                return deny(&config.component, "http://self", &uri);
+            }
+            return send_to_self(config, request, deadline);
+        }
+
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
         let host = uri.host().unwrap_or_default().to_string();
         let port = uri
             .port_u16()
-            .unwrap_or(if scheme == "http" { 80 } else { 443 });
-        let config = self.config.clone();
-
-        if host.eq_ignore_ascii_case(SELF_HOST) {
-            match (config.allowed.allow_self, config.self_addr.get()) {
-                (true, Some(addr)) => {
-                    let mut parts = uri.clone().into_parts();
-                    parts.scheme = Some(http::uri::Scheme::HTTP);
-                    parts.authority = addr.to_string().parse().ok();
-                    match http::Uri::from_parts(parts) {
-                        Ok(u) => *request.uri_mut() = u,
-                        Err(_) => return Box::new(async { Err(HttpError::HttpRequestUriInvalid) }),
-                    }
-                    if let Ok(v) = http::HeaderValue::from_str(&addr.to_string()) {
-                        request.headers_mut().insert(http::header::HOST, v);
-                    }
-                }
-                _ => return deny(&config.component, "http://self", &uri),
-            }
-        } else if !config.allowed.allows(&scheme, &host, port) {
+            .or_else(|| well_known_port(&scheme))
+            .unwrap_or(443);
+        if !config.allowed.allows(&scheme, &host, port) {
             let entry = if uri.port_u16().is_some() {
                 format!("{scheme}://{host}:{port}")
             } else {
@@ -208,7 +344,6 @@ impl WasiHttpHooks for OutboundHttp {
             return deny(&config.component, &entry, &uri);
         }
 
-        let deadline = self.deadline;
         Box::new(async move {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -232,6 +367,37 @@ impl WasiHttpHooks for OutboundHttp {
     }
 }
 
+/// A self request, served by the app's router in this process.
+fn send_to_self(
+    config: Arc<OutboundConfig>,
+    mut request: http::Request<WasiBody>,
+    deadline: Instant,
+) -> Box<dyn Future<Output = SendResult> + Send> {
+    let Some(app) = config.self_handler.get().and_then(Weak::upgrade) else {
+        // Only when the host is gone (or never finished starting): nothing serves it.
+        tracing::warn!(component = %config.component, "self request while the app is not serving");
+        return Box::new(async { Err(HttpError::HttpRequestUriInvalid) });
+    };
+    let uri = request.uri().clone();
+    let origin_form = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    *request.uri_mut() = http::Uri::from(origin_form);
+    Box::new(async move {
+        if Instant::now() >= deadline {
+            return Err(HttpError::ConnectionTimeout);
+        }
+        // The head must arrive by the deadline; the body is bounded by the inner run,
+        // whose own deadline is this one.
+        let response = tokio::time::timeout_at(deadline.into(), app.handle_self(request, deadline))
+            .await
+            .map_err(|_| HttpError::ConnectionReadTimeout)??;
+        tracing::debug!(component = %config.component, %uri, status = response.status().as_u16(), "self request");
+        Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+    })
+}
+
 /// The guest's timeouts, none longer than what is left of the request's deadline.
 fn bounded(options: Option<RequestOptions>, left: Duration) -> RequestOptions {
     let o = options.unwrap_or_default();
@@ -250,11 +416,24 @@ fn deny(
 ) -> Box<dyn Future<Output = SendResult> + Send> {
     // Spin prints the same advice: the denial reaches the guest as an error code, which
     // apps seldom show, so the fix must be visible to whoever runs the app.
-    eprintln!(
-        "A component tried to make an HTTP request to a non-allowed host ('{uri}'). To allow it, add `allowed_outbound_hosts = [\"{entry}\"]` to [component.{component}] in the manifest."
-    );
-    tracing::warn!(component, %uri, "outbound request denied (not in allowed_outbound_hosts)");
+    eprintln!("{}", denial_hint(component, entry, uri));
+    tracing::warn!(component, %uri, entry, "outbound request denied (not in allowed_outbound_hosts)");
     Box::new(async { Err(HttpError::HttpRequestDenied) })
+}
+
+/// The line on stderr for a denied request: what was called and the entry to add.
+fn denial_hint(component: &str, entry: &str, uri: &http::Uri) -> String {
+    let shown = if is_self_request(uri) {
+        format!(
+            "its own app ('{}')",
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        )
+    } else {
+        format!("a non-allowed host ('{uri}')")
+    };
+    format!(
+        "A component tried to make an HTTP request to {shown}. To allow it, add `allowed_outbound_hosts = [\"{entry}\"]` to [component.{component}] in the manifest."
+    )
 }
 
 #[cfg(test)]
@@ -270,11 +449,15 @@ mod tests {
     fn exact_entries_use_the_schemes_default_port() {
         let h = hosts(&["https://api.example.com", "http://127.0.0.1:{{ port }}"]);
         assert!(h.allows("https", "api.example.com", 443));
+        assert!(h.allows("https", "API.Example.com", 443));
         assert!(!h.allows("https", "api.example.com", 8443));
         assert!(!h.allows("http", "api.example.com", 443));
         assert!(h.allows("http", "127.0.0.1", 8080));
         assert!(!h.allows("http", "127.0.0.1", 80));
         assert!(!h.allows("https", "evil.com", 443));
+        // A trailing slash is no path.
+        assert!(hosts(&["https://example.com/"]).allows("https", "example.com", 443));
+        assert!(hosts(&["https://example.com:8443/"]).allows("https", "example.com", 8443));
     }
 
     #[test]
@@ -287,17 +470,91 @@ mod tests {
         let all = hosts(&["*://*:*"]);
         assert!(all.allows("http", "anything", 1));
         assert!(all.allows("https", "x.y", 443));
-        assert!(hosts(&["insecure:allow-all"]).allows("http", "x", 9));
         assert!(hosts(&["http://*:3000"]).allows("http", "h", 3000));
         assert!(!hosts(&["http://*:3000"]).allows("http", "h", 3001));
+        // `*` scheme with a port: both schemes.
+        let any_scheme = hosts(&["*://example.com:8080"]);
+        assert!(any_scheme.allows("http", "example.com", 8080));
+        assert!(any_scheme.allows("https", "example.com", 8080));
+        assert!(!any_scheme.allows("https", "example.com", 443));
+        assert!(hosts(&["https://*:*"]).allows("https", "x", 9));
+        assert!(!hosts(&["https://*:*"]).allows("http", "x", 9));
+    }
+
+    #[test]
+    fn port_ranges_end_before_their_end() {
+        let h = hosts(&["http://localhost:3000..3010"]);
+        assert!(h.allows("http", "localhost", 3000));
+        assert!(h.allows("http", "localhost", 3009));
+        assert!(!h.allows("http", "localhost", 3010));
+        assert!(!h.allows("http", "localhost", 2999));
+        assert!(!h.allows("https", "localhost", 3005));
+    }
+
+    #[test]
+    fn addresses_and_ranges_of_them() {
+        let h = hosts(&[
+            "http://10.0.0.0/8",
+            "http://[::1]:8080",
+            "https://192.168.1.2",
+        ]);
+        assert!(h.allows("http", "10.1.2.3", 80));
+        assert!(!h.allows("http", "11.0.0.1", 80));
+        assert!(!h.allows("http", "10.1.2.3", 8080));
+        assert!(h.allows("http", "[::1]", 8080));
+        assert!(h.allows("http", "0:0::1", 8080));
+        assert!(!h.allows("http", "::2", 8080));
+        assert!(h.allows("https", "192.168.1.2", 443));
+        let v6 = hosts(&["http://fd00::/8:*", "http://[::1]"]);
+        assert!(v6.allows("http", "fd12::1", 1234));
+        assert!(!v6.allows("http", "fe80::1", 1234));
+        assert!(v6.allows("http", "::1", 80));
+        // A range never matches a name.
+        assert!(!hosts(&["http://0.0.0.0/0"]).allows("http", "example.com", 80));
+    }
+
+    #[test]
+    fn other_schemes_are_accepted_and_match_nothing_http() {
+        let h = hosts(&[
+            "mqtt://127.0.0.1:1883",
+            "postgres://localhost",
+            "redis://127.0.0.1",
+        ]);
+        assert!(!h.is_empty());
+        assert!(!h.allows("http", "127.0.0.1", 1883));
+        assert!(!h.allows("http", "localhost", 5432));
+        assert!(!h.allows_self());
     }
 
     #[test]
     fn self_is_not_a_network_host() {
         let h = hosts(&["http://self"]);
-        assert!(h.allow_self && !h.is_empty());
+        assert!(h.allows_self() && !h.is_empty());
         assert!(!h.allows("http", "self", 80));
-        assert!(hosts(&[]).is_empty());
+        assert!(!h.allows("http", "self.alt", 80));
+        assert!(hosts(&["https://self.alt"]).allows_self());
+        // A `*` host allows the app too (Spin's rule); a named host does not.
+        assert!(hosts(&["*://*:*"]).allows_self());
+        assert!(hosts(&["http://*:8080"]).allows_self());
+        assert!(!hosts(&["http://localhost"]).allows_self());
+        assert!(!hosts(&["redis://self"]).allows_self());
+        assert!(hosts(&[]).is_empty() && !hosts(&[]).allows_self());
+    }
+
+    #[test]
+    fn self_requests_are_recognised_by_their_uri() {
+        for (uri, own) in [
+            ("http://:80/hello", true),
+            ("https://:443/x?y", true),
+            ("http://self.alt/hello", true),
+            ("http://SELF.ALT:3000/", true),
+            ("/hello", true),
+            ("http://self/hello", false),
+            ("http://localhost/hello", false),
+        ] {
+            let uri: http::Uri = uri.parse().unwrap();
+            assert_eq!(is_self_request(&uri), own, "{uri}");
+        }
     }
 
     #[test]
@@ -305,10 +562,18 @@ mod tests {
         for (entry, needle) in [
             ("example.com", "needs a scheme"),
             ("https://example.com/path", "path"),
-            ("ftp://example.com", "scheme `ftp`"),
+            ("ht-tp://example.com", "letters only"),
             ("*://example.com", "needs a port"),
+            ("ftp://example.com", "no default port"),
             ("https://ex*.com", "`*`"),
+            ("https://*.", "`*`"),
             ("https://x:99999", "bad port"),
+            ("http://localhost:3000-3010", "start..end"),
+            ("http://localhost:3010..3000", "empty"),
+            ("http://localhost:a..b", "bad port range"),
+            ("http://10.0.0.0/33", "bad address range"),
+            ("http://[::1", "without `]`"),
+            ("insecure:allow-all", "*://*:*"),
             ("https://{{ missing }}", "missing"),
         ] {
             let e = AllowedHosts::parse(&[entry.to_string()], |_| None)
@@ -316,5 +581,23 @@ mod tests {
                 .to_string();
             assert!(e.contains(entry) && e.contains(needle), "{entry}: {e}");
         }
+    }
+
+    #[test]
+    fn the_denial_hint_names_the_entry_to_add() {
+        let uri = "https://example.com/x".parse().unwrap();
+        let hint = denial_hint("api", "https://example.com", &uri);
+        assert!(hint.contains("('https://example.com/x')"), "{hint}");
+        assert!(
+            hint.contains(
+                "add `allowed_outbound_hosts = [\"https://example.com\"]` to [component.api]"
+            ),
+            "{hint}"
+        );
+        let uri = "http://:80/hello?x".parse().unwrap();
+        let hint = denial_hint("api", "http://self", &uri);
+        assert!(hint.contains("its own app ('/hello?x')"), "{hint}");
+        assert!(hint.contains("[\"http://self\"]"), "{hint}");
+        assert!(!hint.contains('\n'));
     }
 }

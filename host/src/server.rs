@@ -34,12 +34,13 @@ use tokio::task::JoinSet;
 use wasmtime::Trap;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::conn_limit::{Admitted, ConnectionLimit};
 use crate::diag::one_line;
 use crate::error::{error_response, HostErrorKind};
 use crate::instance::PreparedComponent;
+use crate::outbound_http::{SelfHandler, SelfResponse};
 use crate::parse_errors::{Owed, ParseErrorIo};
 use crate::routing::Router;
 
@@ -56,6 +57,13 @@ pub struct App {
     pub header_read_timeout: Duration,
     /// Open connections per client address.
     pub connection_limit: Arc<ConnectionLimit>,
+    /// Set when the host shuts down for good: every guest run, self requests
+    /// included, ends.
+    pub kill: watch::Sender<bool>,
+    /// The `Host` a self request carries (the listener's address): what the app would
+    /// see if it had called itself over the network, and never the incoming request's
+    /// `Host`, which a client chooses.
+    pub self_authority: String,
 }
 
 /// How a guest run ended.
@@ -89,7 +97,7 @@ pub async fn serve(
 ) {
     // `stop`: connections finish in-flight requests and close; `kill`: guest runs end now.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (kill_tx, kill_rx) = watch::channel(false);
+    let kill_rx = app.kill.subscribe();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -136,7 +144,7 @@ pub async fn serve(
         .is_ok();
     // Always tell guest runs to end: some may have lost their connection but still
     // be running (up to their deadline) and holding database connections.
-    let _ = kill_tx.send(true);
+    app.kill.send_replace(true);
     if !drained {
         tracing::warn!(
             remaining = connections.len(),
@@ -254,7 +262,7 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let (response, component) = dispatch(&app, req, client, kill).await;
+    let (response, component) = dispatch(&app, req, client, kill, app.request_deadline).await;
     tracing::info!(
         method = %method,
         path = %path,
@@ -266,12 +274,50 @@ async fn handle(
     response
 }
 
-async fn dispatch(
+impl SelfHandler for App {
+    fn handle_self(self: Arc<Self>, mut req: Request<WasiBody>, deadline: Instant) -> SelfResponse {
+        Box::pin(async move {
+            let started = Instant::now();
+            let left = deadline.saturating_duration_since(started);
+            if let Ok(host) = HeaderValue::from_str(&self.self_authority) {
+                req.headers_mut().insert(HOST, host);
+            }
+            let method = req.method().clone();
+            let path = req.uri().path().to_string();
+            // The app calling itself: the client address Spin reports is the host's own.
+            let client = self
+                .self_authority
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+            let kill = self.kill.subscribe();
+            let (response, component) = dispatch(&self, req, client, kill, left).await;
+            tracing::info!(
+                method = %method,
+                path = %path,
+                component = component.as_deref().unwrap_or("-"),
+                status = response.status().as_u16(),
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                self_request = true,
+                "request"
+            );
+            Ok(response)
+        })
+    }
+}
+
+/// Route one request (a client's, or a component's request to its own app) and run its
+/// component, the run ending by `deadline` from now.
+async fn dispatch<B>(
     app: &App,
-    mut req: Request<Incoming>,
+    mut req: Request<B>,
     client: SocketAddr,
     mut kill: watch::Receiver<bool>,
-) -> (Response<HyperOutgoingBody>, Option<String>) {
+    deadline: Duration,
+) -> (Response<HyperOutgoingBody>, Option<String>)
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
     let path = req.uri().path().to_string();
     // `*` (OPTIONS *) and authority-form targets (CONNECT) name no resource here.
     if !path.starts_with('/') {
@@ -331,7 +377,6 @@ async fn dispatch(
         }
     }
 
-    let deadline = app.request_deadline;
     // The client's interest in the run: `interest` lives in this future until the head
     // arrives, then in the response body. Hyper drops this future when the client
     // disconnects before the head (a long-poll given up on), and drops the body

@@ -154,9 +154,57 @@ async fn outbound_http_follows_allowed_outbound_hosts() {
     let (status, body) = get(&format!("{}/fetch?https://example.com/", app.base)).await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("HttpRequestDenied"), "{body}");
-    // `http://self` lets the app call its own routes by the host `self.alt`.
+    // `http://self` lets the app call its own routes, by the host `self.alt` or by a
+    // relative URL, served in-process.
     let (status, body) = get(&format!("{}/fetch?http://self.alt/pong", app.base)).await;
     assert_eq!((status, body.as_str()), (200, "200 pong"));
+    let (status, body) = get(&format!("{}/fetch?/pong", app.base)).await;
+    assert_eq!((status, body.as_str()), (200, "200 pong"));
+    // The client's `Host` plays no part in where a relative self request goes
+    // (Spin's CVE-2024-32980).
+    let r = reqwest::Client::new()
+        .get(format!("{}/fetch?/pong", app.base))
+        .header("host", "example.com:80")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "200 pong");
+    let _ = app.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_request_is_bounded_by_the_callers_deadline() {
+    let mut config = config("outbound");
+    config.variables.insert("upstream_port".into(), "1".into());
+    config.request_deadline = Duration::from_secs(2);
+    let app = serve(config).await;
+    let started = std::time::Instant::now();
+    // `/slow` takes 30 s; the caller has 2.
+    let (status, body) = get(&format!("{}/fetch?/slow", app.base)).await;
+    let took = started.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // The host still answers (the inner run ended too, its slot is free).
+    assert_eq!(
+        get(&format!("{}/fetch?/pong", app.base)).await,
+        (200, "200 pong".to_string())
+    );
+    let _ = app.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_requests_need_an_entry_for_self() {
+    // `allowed_outbound_hosts = ["http://127.0.0.1:8080"]`: no `http://self`.
+    let app = serve(config("outbound-noself")).await;
+    for target in ["/pong", "http://self.alt/pong"] {
+        let (status, body) = get(&format!("{}/fetch?{target}", app.base)).await;
+        assert_eq!(status, 502, "{target}: {body}");
+        assert!(body.contains("HttpRequestDenied"), "{target}: {body}");
+    }
+    // Nor does the listed host let anything else through.
+    let (status, body) = get(&format!("{}/fetch?http://127.0.0.1:8081/", app.base)).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
     let _ = app.stop.send(());
 }
 
@@ -237,5 +285,51 @@ async fn files_are_mounted_read_only_and_nothing_outside_is_reachable() {
         "{body}"
     );
     assert!(!apps_dir().join("files/static/new.txt").exists());
+    let _ = app.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_globs_keep_relative_paths_and_exclude_files_leaves_files_out() {
+    // files = ["static/**/*.html", "*.txt", { source = "assets", destination = "/www" }]
+    // exclude_files = ["static/secret.html"]
+    let app = serve(config("files-glob")).await;
+    let read = |p: &str| format!("{}/read?{p}", app.base);
+    for (path, text) in [
+        ("/static/index.html", "index\n"),
+        ("/static/sub/page.html", "page\n"),
+        ("/notes.txt", "notes\n"),
+        ("/www/logo.txt", "logo\n"),
+    ] {
+        assert_eq!(get(&read(path)).await, (200, text.to_string()), "{path}");
+    }
+    // Not matched (a .css, the manifest), excluded, or outside: not there.
+    for path in [
+        "/static/sub/style.css",
+        "/static/secret.html",
+        "/spin.toml",
+        "/assets/logo.txt",
+        "/../spin.toml",
+        "/static/../../spin.toml",
+    ] {
+        let (status, body) = get(&read(path)).await;
+        assert_eq!(status, 500, "{path}: {body}");
+    }
+    assert_eq!(
+        get(&read("/static/secret.html")).await,
+        (500, "NotFound".to_string())
+    );
+    // Read-only, like a directory mount.
+    let (status, body) = get(&format!("{}/write?/static/new.html", app.base)).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("PermissionDenied") || body.contains("ReadOnlyFilesystem"),
+        "{body}"
+    );
+    let (status, body) = get(&format!("{}/write?/static/index.html", app.base)).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        std::fs::read_to_string(apps_dir().join("files-glob/static/index.html")).unwrap(),
+        "index\n"
+    );
     let _ = app.stop.send(());
 }
