@@ -49,7 +49,9 @@ pub struct ConnectArgs {
     /// Merge the settings into this file (e.g. .claude/settings.json), keeping what is there.
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
-    /// Also set the OpenTelemetry environment (`OTEL_*`), for a backend that serves /v1/*.
+    /// Also set the OpenTelemetry environment (`OTEL_*`): Claude Code exports its events
+    /// (tokens, cost, model, latency per API request) to this backend's /v1/logs over
+    /// OTLP/HTTP protobuf.
     #[arg(long)]
     pub otel: bool,
 }
@@ -64,8 +66,13 @@ pub fn run(args: &ConnectArgs) -> Result<()> {
         None => println!("{}", serde_json::to_string_pretty(&settings)?),
         Some(path) => {
             write_merged(path, &settings)?;
+            let what = if args.otel {
+                "hooks and OpenTelemetry environment (OTLP/HTTP to /v1/logs)"
+            } else {
+                "hooks"
+            };
             println!(
-                "wrote the Claude Code hooks for {} into {}",
+                "wrote the Claude Code {what} for {} into {}",
                 args.url,
                 path.display()
             );
