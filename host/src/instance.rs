@@ -253,11 +253,14 @@ async fn compile_cached(engine: &Engine, source: &Path) -> Result<Component> {
         .await
         .map_err(|e| anyhow!("compiling {}: {e}", source.display()))?
         .map_err(|e| {
-            anyhow!(
-                "cannot compile {}: {}",
-                source.display(),
-                one_line(&format!("{e:#}"))
-            )
+            let detail = one_line(&format!("{e:#}"));
+            // wasmparser's words for a WASI 0.3 (wasip3) component do not say what to do.
+            let hint = if detail.contains("component model async feature") {
+                " (a WASI 0.3 / wasip3 component, which this host does not run: build it for WASI 0.2, wasm32-wasip1 or wasm32-wasip2)"
+            } else {
+                ""
+            };
+            anyhow!("cannot compile {}: {detail}{hint}", source.display())
         })?;
     if let Ok(mut c) = cache.lock() {
         c.retain(|(k, e, _)| !(k.0 == key.0 && Engine::same(e, engine)));
