@@ -95,40 +95,56 @@ pub fn apply<D: Database>(
         .clone()
         .unwrap_or_else(|| claude_session.clone());
     let name = text(event, "hook_event_name").unwrap_or("");
-    let definition = sink::definition(db, &target.agent, target.agent_type)?;
+    // The definition is looked up only when a run has to be created: a known session's
+    // event costs one statement less.
+    let mut definition: Option<String> = None;
+    let mut definition_id = |db: &D| -> Result<String, ApiError> {
+        if let Some(id) = &definition {
+            return Ok(id.clone());
+        }
+        let id = sink::definition(db, &target.agent, target.agent_type)?;
+        definition = Some(id.clone());
+        Ok(id)
+    };
     let main_key = format!("run:cc:{claude_session}");
-    let main = sink::ensure_run(
-        db,
-        RunSpec {
-            key: &main_key,
-            definition_id: &definition,
-            session_id: &session,
-            parent_agent_id: None,
-            context: json!({"claude_code": {
-                "session_id": claude_session,
-                "cwd": text(event, "cwd"),
-                "transcript_path": text(event, "transcript_path"),
-            }}),
-        },
-    )?;
+    let main = match sink::run_for_key(db, &main_key)? {
+        Some(run) => run,
+        None => sink::ensure_run(
+            db,
+            RunSpec {
+                key: &main_key,
+                definition_id: &definition_id(db)?,
+                session_id: &session,
+                parent_agent_id: None,
+                context: json!({"claude_code": {
+                    "session_id": claude_session,
+                    "cwd": text(event, "cwd"),
+                    "transcript_path": text(event, "transcript_path"),
+                }}),
+            },
+        )?,
+    };
     // Subagent events carry the subagent's id; SubagentStart/Stop always concern one.
     let run = match text(event, "agent_id") {
         Some(agent_id) if !is_final(&main) || run_exists(db, &claude_session, agent_id)? => {
             let key = format!("run:cc:{claude_session}:{agent_id}");
-            sink::ensure_run(
-                db,
-                RunSpec {
-                    key: &key,
-                    definition_id: &definition,
-                    session_id: &session,
-                    parent_agent_id: Some(&main.id),
-                    context: json!({"claude_code": {
-                        "session_id": claude_session,
-                        "agent_id": agent_id,
-                        "agent_type": text(event, "agent_type"),
-                    }}),
-                },
-            )?
+            match sink::run_for_key(db, &key)? {
+                Some(run) => run,
+                None => sink::ensure_run(
+                    db,
+                    RunSpec {
+                        key: &key,
+                        definition_id: &definition_id(db)?,
+                        session_id: &session,
+                        parent_agent_id: Some(&main.id),
+                        context: json!({"claude_code": {
+                            "session_id": claude_session,
+                            "agent_id": agent_id,
+                            "agent_type": text(event, "agent_type"),
+                        }}),
+                    },
+                )?,
+            }
         }
         Some(_) => return Ok(()),
         None => main,

@@ -40,14 +40,14 @@
 //! GenAI span without a valid trace id and span id cannot be placed or deduplicated: it is
 //! rejected and counted in `partial_success`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde_json::{json, Map, Value as Json};
 
 use super::hooks::excerpt;
 use super::otlp::{self, Attrs, Outcome};
-use super::sink::{self, Call, RunSpec};
+use super::sink::{self, Call, LogRow, RunSpec};
 use crate::db::Database;
 use crate::domain::{AgentName, AgentType, Id, LogLevel, LogType, RunStatus};
 use crate::error::ApiError;
@@ -236,6 +236,10 @@ pub fn apply<D: Database>(db: &D, spans: &[Span]) -> Result<Outcome, ApiError> {
         visiting: vec![false; spans.len()],
         runs: HashMap::new(),
         endings: Vec::new(),
+        claims: Vec::new(),
+        claimed: HashSet::new(),
+        prompts: Vec::new(),
+        logs: Vec::new(),
     };
     for (i, span) in spans.iter().enumerate() {
         if span.kind == Kind::Other {
@@ -252,7 +256,27 @@ pub fn apply<D: Database>(db: &D, spans: &[Span]) -> Result<Outcome, ApiError> {
         }
         batch.land(i)?;
     }
-    // Agent spans end their runs last, so that their children in the same batch (applied
+    // The batch's rows in a few multi-row statements rather than one round trip each.
+    sink::claim_all(db, &batch.claims)?;
+    let prompts: Vec<(&str, &Call)> = batch
+        .prompts
+        .iter()
+        .map(|(run, call)| (run.as_str(), call))
+        .collect();
+    sink::finished_prompts(db, &prompts)?;
+    let logs: Vec<LogRow<'_>> = batch
+        .logs
+        .iter()
+        .map(|(run, level, message, details)| LogRow {
+            run_id: run,
+            level: *level,
+            log_type: LogType::ToolCall,
+            message: message.clone(),
+            details: details.clone(),
+        })
+        .collect();
+    sink::logs(db, &logs)?;
+    // Agent spans end their runs last (after their prompts rolled up), so that their children in the same batch (applied
     // after them: parents are placed first) do not move an ended run back to executing.
     for (run_id, to, error) in std::mem::take(&mut batch.endings) {
         if let Some(run) = batch.run_by_id(&run_id)? {
@@ -303,6 +327,13 @@ struct Batch<'a, D: Database> {
     runs: HashMap<String, Run>,
     /// Status moves of ended agent spans, applied once the whole batch has landed.
     endings: Vec<(String, RunStatus, Option<String>)>,
+    /// Span keys to record, and those already taken by this batch (a span listed twice).
+    claims: Vec<(String, String)>,
+    claimed: HashSet<String>,
+    /// Prompts (run id, call) and tool-call logs (run id, level, message, details) to
+    /// write once the batch is placed.
+    prompts: Vec<(String, Call)>,
+    logs: Vec<(String, LogLevel, String, Json)>,
 }
 
 impl<D: Database> Batch<'_, D> {
@@ -336,12 +367,13 @@ impl<D: Database> Batch<'_, D> {
             (_, Ancestor::Run(run)) => *run,
             (_, Ancestor::Root | Ancestor::Unknown) => self.session_run(span, &session)?,
         };
-        if !sink::claim(self.db, &key, &run.id)? {
+        if !self.claimed.insert(key.clone()) {
             // A concurrent delivery cannot get here (the write lock is held); a span listed
             // twice in one batch can.
             self.landed[i] = Some(run.clone());
             return Ok(Some(run));
         }
+        self.claims.push((key, run.id.clone()));
         let run = self.apply_span(span, run, &session)?;
         self.landed[i] = Some(run.clone());
         Ok(Some(run))
@@ -502,7 +534,7 @@ impl<D: Database> Batch<'_, D> {
                     latency_ms: span.latency_ms(),
                     failed: span.error.clone(),
                 };
-                sink::finished_prompt(self.db, &run.id, &call)?;
+                self.prompts.push((run.id.clone(), call));
                 Ok(run)
             }
             Kind::Tool => {
@@ -529,14 +561,7 @@ impl<D: Database> Batch<'_, D> {
                     Some(error) => (LogLevel::Error, format!("{tool} failed: {error}")),
                     None => (LogLevel::Info, tool),
                 };
-                sink::log(
-                    self.db,
-                    &run.id,
-                    level,
-                    LogType::ToolCall,
-                    &message,
-                    &details,
-                )?;
+                self.logs.push((run.id.clone(), level, message, details));
                 Ok(run)
             }
             Kind::Other => Ok(run),

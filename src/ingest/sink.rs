@@ -147,7 +147,45 @@ pub fn claim<D: Database>(db: &D, key: &str, run_id: &str) -> Result<bool, DbErr
     Ok(!rows.is_empty())
 }
 
-/// Write one agent log row (never `state_change`: those come from [`move_run`]).
+/// Record each `(key, run id)` not recorded yet, in as few statements as possible (a batch
+/// of spans claims all its keys at once rather than one round trip each).
+pub fn claim_all<D: Database>(db: &D, claims: &[(String, String)]) -> Result<(), DbError> {
+    for chunk in claims.chunks(ROWS_PER_STATEMENT) {
+        let mut params = Vec::with_capacity(chunk.len() * 2);
+        for (key, run_id) in chunk {
+            params.push(key.as_str().into());
+            params.push(run_id.as_str().into());
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO ingest_keys (key, agent_id) VALUES {} ON CONFLICT (key) DO NOTHING",
+                rows(chunk.len(), 2)
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
+}
+
+/// Rows per multi-row INSERT: far below SQLite's 32,766 parameters for every table here.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// `(?, ?), (?, ?), …`: `count` rows of `width` parameters.
+fn rows(count: usize, width: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    vec![row; count].join(", ")
+}
+
+/// One agent log row to write (never `state_change`: those come from [`move_run`]).
+pub struct LogRow<'a> {
+    pub run_id: &'a str,
+    pub level: LogLevel,
+    pub log_type: LogType,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+/// Write one agent log row.
 pub fn log<D: Database>(
     db: &D,
     run_id: &str,
@@ -156,18 +194,42 @@ pub fn log<D: Database>(
     message: &str,
     details: &serde_json::Value,
 ) -> Result<(), DbError> {
-    db.execute(
-        "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        &[
-            run_id.into(),
-            level.as_str().into(),
-            log_type.as_str().into(),
-            truncate(message, MAX_MESSAGE).into(),
-            details.to_string().into(),
-            now_rfc3339().into(),
-        ],
-    )?;
+    logs(
+        db,
+        &[LogRow {
+            run_id,
+            level,
+            log_type,
+            message: message.to_owned(),
+            details: details.clone(),
+        }],
+    )
+}
+
+/// Write agent log rows, a few hundred a statement.
+pub fn logs<D: Database>(db: &D, logs: &[LogRow<'_>]) -> Result<(), DbError> {
+    let now = now_rfc3339();
+    for chunk in logs.chunks(ROWS_PER_STATEMENT) {
+        let mut params = Vec::with_capacity(chunk.len() * 6);
+        for log in chunk {
+            params.extend([
+                log.run_id.into(),
+                log.level.as_str().into(),
+                log.log_type.as_str().into(),
+                truncate(&log.message, MAX_MESSAGE).into(),
+                log.details.to_string().into(),
+                now.as_str().into(),
+            ]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, \
+                 created_at) VALUES {}",
+                rows(chunk.len(), 6)
+            ),
+            &params,
+        )?;
+    }
     Ok(())
 }
 
@@ -188,50 +250,73 @@ pub struct Call {
 /// Insert a prompt that is already over (completed, or failed with its message). Its cost
 /// and tokens roll up into the run in this transaction (migration 0002's triggers).
 pub fn finished_prompt<D: Database>(db: &D, run_id: &str, call: &Call) -> Result<(), DbError> {
+    finished_prompts(db, &[(run_id, call)])
+}
+
+/// Insert finished prompts of runs, a few hundred a statement (the roll-up triggers still
+/// run per row, inside SQLite).
+pub fn finished_prompts<D: Database>(db: &D, calls: &[(&str, &Call)]) -> Result<(), DbError> {
     let now = now_rfc3339();
-    let status = if call.failed.is_some() {
-        "failed"
-    } else {
-        "completed"
-    };
-    db.execute(
-        "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, \
-         response_text, status, model_used, tokens_input, tokens_output, cost_usd, latency_ms, \
-         created_at, completed_at, error_message) \
-         VALUES (?1, ?2, 'command', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
-        &[
-            Id::new_v4().into(),
-            run_id.into(),
-            call.prompt_name
-                .as_deref()
-                .map(|n| truncate(n, MAX_MODEL))
-                .into(),
-            truncate(&call.prompt_text, MAX_PROMPT_TEXT).into(),
-            call.response_text
-                .as_deref()
-                .map(|t| truncate(t, MAX_PROMPT_TEXT))
-                .into(),
-            status.into(),
-            call.model_used
-                .as_deref()
-                .map(|m| truncate(m, MAX_MODEL))
-                .into(),
-            call.tokens_input.max(0).into(),
-            call.tokens_output.max(0).into(),
-            Value::Real(if call.cost_usd.is_finite() {
-                call.cost_usd.max(0.0)
+    for chunk in calls.chunks(ROWS_PER_STATEMENT) {
+        let mut params = Vec::with_capacity(chunk.len() * 14);
+        for (run_id, call) in chunk {
+            let status = if call.failed.is_some() {
+                "failed"
             } else {
-                0.0
-            }),
-            call.latency_ms.map(|l| l.max(0)).into(),
-            now.into(),
-            call.failed
-                .as_deref()
-                .map(|m| truncate(m, MAX_MESSAGE))
-                .into(),
-        ],
-    )?;
+                "completed"
+            };
+            params.extend([
+                Id::new_v4().into(),
+                (*run_id).into(),
+                call.prompt_name
+                    .as_deref()
+                    .map(|n| truncate(n, MAX_MODEL))
+                    .into(),
+                truncate(&call.prompt_text, MAX_PROMPT_TEXT).into(),
+                call.response_text
+                    .as_deref()
+                    .map(|t| truncate(t, MAX_PROMPT_TEXT))
+                    .into(),
+                status.into(),
+                call.model_used
+                    .as_deref()
+                    .map(|m| truncate(m, MAX_MODEL))
+                    .into(),
+                call.tokens_input.max(0).into(),
+                call.tokens_output.max(0).into(),
+                Value::Real(if call.cost_usd.is_finite() {
+                    call.cost_usd.max(0.0)
+                } else {
+                    0.0
+                }),
+                call.latency_ms.map(|l| l.max(0)).into(),
+                now.as_str().into(),
+                now.as_str().into(),
+                call.failed
+                    .as_deref()
+                    .map(|m| truncate(m, MAX_MESSAGE))
+                    .into(),
+            ]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, \
+                 response_text, status, model_used, tokens_input, tokens_output, cost_usd, \
+                 latency_ms, created_at, completed_at, error_message) VALUES {}",
+                rows_with(
+                    chunk.len(),
+                    "(?, ?, 'command', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                )
+            ),
+            &params,
+        )?;
+    }
     Ok(())
+}
+
+/// `count` copies of one row's placeholder text.
+fn rows_with(count: usize, row: &str) -> String {
+    vec![row; count].join(", ")
 }
 
 /// `text` cut to at most `max` bytes at a character boundary.

@@ -45,7 +45,8 @@ impl Rng {
 pub struct Req {
     pub method: hyper::Method,
     pub path: String,
-    pub body: Option<String>,
+    /// The body and its `Content-Type`.
+    pub body: Option<(Bytes, &'static str)>,
 }
 
 impl Req {
@@ -61,7 +62,18 @@ impl Req {
         Req {
             method,
             path: path.into(),
-            body: Some(body),
+            body: Some((Bytes::from(body), "application/json")),
+        }
+    }
+
+    /// A POST of `body` as `content_type` (e.g. an OTLP protobuf export).
+    // bench-http includes this file too and sends only JSON.
+    #[allow(dead_code)]
+    pub fn bytes(path: impl Into<String>, body: Bytes, content_type: &'static str) -> Self {
+        Req {
+            method: hyper::Method::POST,
+            path: path.into(),
+            body: Some((body, content_type)),
         }
     }
 }
@@ -101,9 +113,9 @@ impl Conn {
                 .uri(req.path.as_str())
                 .header(hyper::header::HOST, host);
             let body = match &req.body {
-                Some(b) => {
-                    builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
-                    Full::new(Bytes::from(b.clone()))
+                Some((b, content_type)) => {
+                    builder = builder.header(hyper::header::CONTENT_TYPE, *content_type);
+                    Full::new(b.clone())
                 }
                 None => Full::new(Bytes::new()),
             };
