@@ -8,9 +8,11 @@
 //! prompt costs roll up into the run by the triggers of migration 0002, as for the API.
 
 use crate::db::{Database, DbError, Value};
+use crate::domain::AgentName;
 use crate::domain::{time::now_rfc3339, AgentType, Id, LogLevel, LogType, RunStatus};
 use crate::error::ApiError;
-use crate::store::runs::{self, Run};
+use crate::store::definitions::{self, NewDefinition};
+use crate::store::runs::{self, NewRun, Run};
 
 /// Text limits of what we copy from outside payloads (the API's own limits).
 pub const MAX_SESSION_ID: usize = 256;
@@ -32,20 +34,18 @@ pub fn definition<D: Database>(
     if let Some(mut row) = found.first() {
         return Ok(row.text(0)?);
     }
-    let now = now_rfc3339();
-    let id = Id::new_v4().as_str().to_owned();
-    db.execute(
-        "INSERT INTO orchestrator_agents (id, name, description, agent_type, capabilities, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, '[]', ?5, ?5)",
-        &[
-            id.as_str().into(),
-            name.into(),
-            "created by ingest on first use".into(),
-            agent_type.as_str().into(),
-            now.into(),
-        ],
+    let name = AgentName::parse(name.to_owned()).map_err(ApiError::bad_request)?;
+    let created = definitions::insert(
+        db,
+        NewDefinition {
+            name,
+            description: Some("created by ingest on first use".into()),
+            agent_type,
+            capabilities: "[]".into(),
+            default_model: None,
+        },
     )?;
-    Ok(id)
+    Ok(created.id)
 }
 
 /// The run a key names, if one was recorded.
@@ -78,28 +78,23 @@ pub fn ensure_run<D: Database>(db: &D, spec: RunSpec<'_>) -> Result<Run, ApiErro
     if let Some(run) = run_for_key(db, spec.key)? {
         return Ok(run);
     }
-    let now = now_rfc3339();
-    let id = Id::new_v4();
-    db.execute(
-        "INSERT INTO agents (id, orchestrator_agent_id, session_id, parent_agent_id, status, \
-         context, config, started_at, last_activity_at, cost_usd, tokens_input, tokens_output) \
-         VALUES (?1, ?2, ?3, ?4, 'initializing', ?5, '{}', ?6, ?6, 0, 0, 0)",
-        &[
-            (&id).into(),
-            spec.definition_id.into(),
-            truncate(spec.session_id, MAX_SESSION_ID).into(),
-            spec.parent_agent_id.map(str::to_owned).into(),
-            spec.context.to_string().into(),
-            now.as_str().into(),
-        ],
+    let id_of = |raw: &str, what: &str| {
+        Id::parse(raw).ok_or_else(|| ApiError::internal(format!("stored {what} id {raw:?}")))
+    };
+    let run = runs::insert(
+        db,
+        NewRun {
+            orchestrator_agent_id: id_of(spec.definition_id, "definition")?,
+            session_id: truncate(spec.session_id, MAX_SESSION_ID),
+            parent_agent_id: spec.parent_agent_id.map(|p| id_of(p, "run")).transpose()?,
+            context: spec.context.to_string(),
+            config: "{}".into(),
+        },
     )?;
     db.execute(
         "INSERT INTO ingest_keys (key, agent_id) VALUES (?1, ?2)",
-        &[spec.key.into(), (&id).into()],
+        &[spec.key.into(), run.id.as_str().into()],
     )?;
-    let run = runs::get(db, &id)?
-        .ok_or_else(|| ApiError::internal("a run just inserted cannot be read back"))?;
-    runs::record_state_change(db, None, &run, &now)?;
     Ok(run)
 }
 

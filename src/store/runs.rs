@@ -195,52 +195,56 @@ pub fn active<D: Database>(db: &D) -> Result<Vec<Run>, DbError> {
 /// Create a run in `initializing`, with its first `state_change` row, atomically.
 /// A definition or parent that does not exist is a 422 naming the field.
 pub fn create<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
-    write_transaction(db, |db| {
-        let mut definition = db.execute(
-            "SELECT name, agent_type FROM orchestrator_agents WHERE id = ?1",
-            &[(&new.orchestrator_agent_id).into()],
-        )?;
-        let Some(mut definition) = definition.first() else {
+    write_transaction(db, |db| insert(db, new))
+}
+
+/// [`create`] inside the caller's write transaction (ingest applies a whole delivery in
+/// one), so the run's INSERT and first `state_change` row are written in one place.
+pub fn insert<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
+    let mut definition = db.execute(
+        "SELECT name, agent_type FROM orchestrator_agents WHERE id = ?1",
+        &[(&new.orchestrator_agent_id).into()],
+    )?;
+    let Some(mut definition) = definition.first() else {
+        return Err(ApiError::validation(
+            "orchestrator_agent_id",
+            format!(
+                "orchestrator_agent_id {} does not exist",
+                new.orchestrator_agent_id
+            ),
+        ));
+    };
+    let (name, agent_type) = (definition.text(0)?, definition.text(1)?);
+    if let Some(parent) = &new.parent_agent_id {
+        if !super::exists(db, "agents", parent.as_str())? {
             return Err(ApiError::validation(
-                "orchestrator_agent_id",
-                format!(
-                    "orchestrator_agent_id {} does not exist",
-                    new.orchestrator_agent_id
-                ),
+                "parent_agent_id",
+                format!("parent_agent_id {parent} does not exist"),
             ));
-        };
-        let (name, agent_type) = (definition.text(0)?, definition.text(1)?);
-        if let Some(parent) = &new.parent_agent_id {
-            if !super::exists(db, "agents", parent.as_str())? {
-                return Err(ApiError::validation(
-                    "parent_agent_id",
-                    format!("parent_agent_id {parent} does not exist"),
-                ));
-            }
         }
-        // One time for the start, the activity and the first state_change row, so the run
-        // the feed carries is the run a GET returns.
-        let now = now_rfc3339();
-        let mut params = vec![
-            Id::new_v4().into(),
-            new.orchestrator_agent_id.into(),
-            new.session_id.into(),
-            new.parent_agent_id.into(),
-            new.context.into(),
-            new.config.into(),
-            now.as_str().into(),
-        ];
-        let returning = returning(&mut params, Some(&name), Some(&agent_type));
-        let sql = format!(
-            "INSERT INTO agents (id, orchestrator_agent_id, session_id, parent_agent_id, status, \
-             context, config, started_at, last_activity_at, cost_usd, tokens_input, \
-             tokens_output) VALUES (?1, ?2, ?3, ?4, 'initializing', ?5, ?6, ?7, ?7, 0, 0, 0) \
-             RETURNING {returning}"
-        );
-        let run = super::returned(db.execute(&sql, &params)?, from_row)?;
-        record_state_change(db, None, &run, &now)?;
-        Ok(run)
-    })
+    }
+    // One time for the start, the activity and the first state_change row, so the run
+    // the feed carries is the run a GET returns.
+    let now = now_rfc3339();
+    let mut params = vec![
+        Id::new_v4().into(),
+        new.orchestrator_agent_id.into(),
+        new.session_id.into(),
+        new.parent_agent_id.into(),
+        new.context.into(),
+        new.config.into(),
+        now.as_str().into(),
+    ];
+    let returning = returning(&mut params, Some(&name), Some(&agent_type));
+    let sql = format!(
+        "INSERT INTO agents (id, orchestrator_agent_id, session_id, parent_agent_id, status, \
+         context, config, started_at, last_activity_at, cost_usd, tokens_input, \
+         tokens_output) VALUES (?1, ?2, ?3, ?4, 'initializing', ?5, ?6, ?7, ?7, 0, 0, 0) \
+         RETURNING {returning}"
+    );
+    let run = super::returned(db.execute(&sql, &params)?, from_row)?;
+    record_state_change(db, None, &run, &now)?;
+    Ok(run)
 }
 
 /// Apply a PATCH atomically with its `state_change` row. `None` for an unknown id; 409 for
