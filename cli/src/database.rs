@@ -62,7 +62,15 @@ impl Target {
             Target::File(path) => Ok(AnyDatabase::File(
                 NativeDatabase::open(path).map_err(|e| anyhow!("{}", e.message))?,
             )),
-            Target::Libsql(server) => Ok(AnyDatabase::Libsql(RemoteDatabase::open(server)?)),
+            Target::Libsql(server) => {
+                let db = RemoteDatabase::open(server)?;
+                // A fresh stream is a fresh server-side connection: the core's connection
+                // pragmas (foreign keys mandatory, busy_timeout best-effort), as a
+                // component's `db::open` applies them.
+                orchestrator_core::db::pragmas::apply_connection_pragmas(&db)
+                    .map_err(|e| anyhow!("database libSQL at {}: {}", server.url, e.message))?;
+                Ok(AnyDatabase::Libsql(db))
+            }
         }
     }
 }
