@@ -253,9 +253,13 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 
 // ---- HTTP: keep-alive connections over hyper 1 -----------------------------------
 
+/// An open HTTP/1.1 connection's request handle, and since when it has been idle.
+type IdleConnection = (SendRequest<Full<Bytes>>, Instant);
+
 /// Keep-alive HTTP/1.1 connections to the server(s), reused one request at a time.
 struct Http {
-    idle: Mutex<HashMap<String, Vec<(SendRequest<Full<Bytes>>, Instant)>>>,
+    /// By authority.
+    idle: Mutex<HashMap<String, Vec<IdleConnection>>>,
     tls: tokio_rustls::TlsConnector,
 }
 
