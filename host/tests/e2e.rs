@@ -581,14 +581,16 @@ async fn default_database_lives_next_to_the_manifest() {
     config.sqlite_path_overrides.clear();
     let rc = dir.path().join("conf/runtime-config.toml");
     std::fs::create_dir_all(rc.parent().unwrap()).unwrap();
+    // A relative `path` would resolve against the test's working directory (as Spin
+    // resolves it; see runtime_config's tests), so this one is absolute.
+    let expected_extra = dir.path().join("dbs/extra.db");
     std::fs::write(
         &rc,
-        "[sqlite_database.extra]\ntype = \"spin\"\npath = \"../dbs/extra.db\"\n",
+        format!("[sqlite_database.extra]\ntype = \"spin\"\npath = {expected_extra:?}\n"),
     )
     .unwrap();
     config.runtime_config_path = Some(rc);
     let expected_default = dir.path().join(".spin/sqlite_db.db");
-    let expected_extra = dir.path().join("conf/../dbs/extra.db");
     let host = Host::start(config).await.unwrap();
     assert_eq!(
         host.databases(),
