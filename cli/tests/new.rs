@@ -351,6 +351,8 @@ fn the_sample_lists_every_variable_with_its_default() {
         .collect();
     let expected: BTreeMap<&str, &str> = [
         ("DATABASE_PATH", "data/orchestrator.db"),
+        ("DATABASE_URL", ""),
+        ("DATABASE_TOKEN", ""),
         ("HTTP_PORT", "8000"),
         ("WEBSOCKET_PORT", "8001"),
         ("WEB_UI_PORT", "5173"),
