@@ -485,15 +485,31 @@ impl<D: Database> Batch<'_, D> {
         })
     }
 
-    /// Move a run, keeping the batch's copy current.
+    /// Move a run, keeping every copy the batch holds current: the cache by key and the
+    /// runs spans landed on (a child span takes its run from its parent's landing, so a
+    /// stale copy there would move the run again from a status it has left, and the feed
+    /// would show that transition once per span).
     fn move_run(&mut self, run: Run, to: RunStatus, error: Option<&str>) -> Result<Run, ApiError> {
+        let run = self.current(run);
         let moved = sink::move_run(self.db, run, to, error)?;
-        for cached in self.runs.values_mut() {
+        let copies = self
+            .runs
+            .values_mut()
+            .chain(self.landed.iter_mut().flatten());
+        for cached in copies {
             if cached.id == moved.id {
                 *cached = moved.clone();
             }
         }
         Ok(moved)
+    }
+
+    /// The batch's newest copy of `run`.
+    fn current(&self, run: Run) -> Run {
+        match self.runs.values().find(|r| r.id == run.id) {
+            Some(cached) => cached.clone(),
+            None => run,
+        }
     }
 
     fn apply_span(&mut self, span: &Span, run: Run, session: &Session) -> Result<Run, ApiError> {

@@ -279,6 +279,68 @@ fn a_batch_lands_the_same_whatever_its_order() {
 }
 
 #[test]
+fn an_agent_with_many_model_calls_moves_through_each_status_once() {
+    // Six chats and tool calls under one agent span, in both orders: the run's feed has each
+    // transition once, not once per child span.
+    for parents_first in [false, true] {
+        let app = App::new();
+        let conv = || text("gen_ai.conversation.id", "conv-many");
+        let mut spans: Vec<Span> = (2..8)
+            .map(|n| {
+                let op = if n % 2 == 0 { "chat" } else { "execute_tool" };
+                span(
+                    n,
+                    Some(1),
+                    op,
+                    10,
+                    vec![text("gen_ai.operation.name", op), conv()],
+                )
+            })
+            .collect();
+        spans.push(span(
+            1,
+            None,
+            "invoke_agent planner",
+            100,
+            vec![
+                text("gen_ai.operation.name", "invoke_agent"),
+                text("gen_ai.agent.name", "planner"),
+                conv(),
+            ],
+        ));
+        if parents_first {
+            spans.reverse();
+        }
+        send_traces(&app, spans);
+        let feed = app.get("/api/events?after=0").json_body();
+        let statuses: Vec<&str> = feed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["data"]["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["initializing", "executing", "reviewing"],
+            "parents first: {parents_first}"
+        );
+        let runs = get(&app, "/api/runtime/agents?session_id=conv-many");
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            get(
+                &app,
+                &format!(
+                    "/api/runtime/prompts?agent_id={}",
+                    runs[0]["id"].as_str().unwrap()
+                )
+            )
+            .len(),
+            3
+        );
+    }
+}
+
+#[test]
 fn spans_exported_before_their_agent_span_land_on_the_session_run() {
     let app = App::new();
     let mut batch = agent_batch("conv-3");
