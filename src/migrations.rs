@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_ingest",
         sql: include_str!("../migrations/0003_ingest.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_incremental_roll_up",
+        sql: include_str!("../migrations/0004_incremental_roll_up.sql"),
+    },
 ];
 
 /// The schema version this build expects.
