@@ -33,9 +33,27 @@ impl NativeDatabase {
         })?;
         let db = NativeDatabase { conn };
         db.configure()?;
-        db.execute("PRAGMA journal_mode = WAL", &[])?;
+        db.enter_wal()?;
         db.execute("PRAGMA synchronous = NORMAL", &[])?;
         Ok(db)
+    }
+
+    /// `PRAGMA journal_mode = WAL`, retried for a while when busy: on a fresh file, several
+    /// connections opening at once (replicas starting together) race to change the
+    /// journal mode, and SQLite answers the losers `SQLITE_BUSY` at once, without its busy
+    /// handler (waiting there could deadlock). The winner's change takes a moment.
+    fn enter_wal(&self) -> Result<(), DbError> {
+        let mut pause = std::time::Duration::from_millis(1);
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match self.execute("PRAGMA journal_mode = WAL", &[]) {
+                Err(e) if e.kind == DbErrorKind::Busy && std::time::Instant::now() < give_up => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                other => return other.map(drop),
+            }
+        }
     }
 
     /// A private in-memory database (each call is a new, empty database).
