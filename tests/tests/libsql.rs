@@ -42,6 +42,9 @@ struct State {
     /// Every statement executed, with the stream it ran on, in order.
     log: Mutex<Vec<(u64, String)>>,
     closed: AtomicU64,
+    /// Statements (exact text) answered busy, as sqld answers a writer it cannot fit
+    /// in, the given number of times before they run.
+    busy: Mutex<HashMap<String, u32>>,
 }
 
 /// What sqld 0.24 refuses (its `query_analysis` rejects these pragmas with a value).
@@ -62,6 +65,7 @@ impl FakeLibsql {
             next: AtomicU64::new(1),
             log: Mutex::new(Vec::new()),
             closed: AtomicU64::new(0),
+            busy: Mutex::new(HashMap::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -88,6 +92,20 @@ impl FakeLibsql {
 
     fn log(&self) -> Vec<(u64, String)> {
         self.state.log.lock().unwrap().clone()
+    }
+
+    /// Answer `sql` "database is locked" (without running it) its next `times` times.
+    fn busy(&self, sql: &str, times: u32) {
+        self.state
+            .busy
+            .lock()
+            .unwrap()
+            .insert(sql.to_string(), times);
+    }
+
+    /// How many times `sql` reached the server.
+    fn sent(&self, sql: &str) -> usize {
+        self.log().iter().filter(|(_, s)| s == sql).count()
     }
 
     fn open_streams(&self) -> usize {
@@ -232,6 +250,14 @@ fn execute(state: &State, stream: u64, conn: &mut rusqlite::Connection, stmt: &J
     let lower = sql.to_ascii_lowercase();
     if state.refused.iter().any(|p| lower.starts_with(p)) {
         return json!({ "type": "error", "error": { "message": format!("unsupported statement: {sql}") } });
+    }
+    if let Some(times) = state.busy.lock().unwrap().get_mut(&sql) {
+        if *times > 0 {
+            *times -= 1;
+            // sqld's exact shape (its `StmtError::SqliteError` for SQLITE_BUSY).
+            return json!({ "type": "error", "error": {
+                "message": "SQLite error: database is locked", "code": "SQLITE_BUSY" } });
+        }
     }
     let args: Vec<Value> = stmt["args"]
         .as_array()
@@ -661,4 +687,79 @@ async fn replicas_starting_together_migrate_the_server_once() {
         })
         .count();
     assert_eq!(creates, 1, "the schema was applied by one replica only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_begin_or_autocommit_statement_waits_but_nothing_inside_a_transaction_is_resent() {
+    let server = FakeLibsql::start(SQLD_REFUSES, None).await;
+    // busy_timeout 500 ms: the same wait a file's writer gets.
+    let pool = RemotePool::open("default", &server.config(), &options(2, 1000))
+        .await
+        .unwrap();
+    let mut c = pool.acquire().await.unwrap();
+    c.execute("CREATE TABLE t(x)", &[]).await.unwrap();
+
+    // BEGIN IMMEDIATE answered busy 3 times: sent again until the lock is free.
+    server.busy("BEGIN IMMEDIATE", 3);
+    c.execute("BEGIN IMMEDIATE", &[]).await.unwrap();
+    assert_eq!(server.sent("BEGIN IMMEDIATE"), 4);
+    assert!(!c.is_autocommit().await);
+    // Inside the transaction a busy statement is not resent: the guest sees it once.
+    server.busy("INSERT INTO t VALUES (1)", 1);
+    let e = c
+        .execute("INSERT INTO t VALUES (1)", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, DbError::Io(m) if m.contains("database is locked")),
+        "{e:?}"
+    );
+    assert_eq!(server.sent("INSERT INTO t VALUES (1)"), 1);
+    c.execute("INSERT INTO t VALUES (2)", &[]).await.unwrap();
+    server.busy("COMMIT", 1);
+    assert!(
+        c.execute("COMMIT", &[]).await.is_err(),
+        "COMMIT is not resent"
+    );
+    assert_eq!(server.sent("COMMIT"), 1);
+    c.execute("COMMIT", &[]).await.unwrap();
+    assert_eq!(server.query_i64("SELECT count(*) FROM t"), 1);
+
+    // An autocommit write answered busy 5 times: resent, and applied once.
+    server.busy("INSERT INTO t VALUES (3)", 5);
+    c.execute("INSERT INTO t VALUES (3)", &[]).await.unwrap();
+    assert_eq!(c.changes(), 1);
+    assert_eq!(server.sent("INSERT INTO t VALUES (3)"), 6);
+    assert_eq!(server.query_i64("SELECT count(*) FROM t WHERE x = 3"), 1);
+    c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_longer_than_the_busy_timeout_is_still_the_busy_error() {
+    let server = FakeLibsql::start(SQLD_REFUSES, None).await;
+    let pool = RemotePool::open("default", &server.config(), &options(2, 1000))
+        .await
+        .unwrap();
+    let mut c = pool.acquire().await.unwrap();
+    c.execute("CREATE TABLE t(x)", &[]).await.unwrap();
+    for sql in ["BEGIN IMMEDIATE", "INSERT INTO t VALUES (1)"] {
+        server.busy(sql, u32::MAX);
+        let started = Instant::now();
+        let e = c.execute(sql, &[]).await.unwrap_err();
+        let waited = started.elapsed();
+        assert!(
+            matches!(&e, DbError::Io(m) if m == "SQLite error: database is locked"),
+            "{sql}: {e:?}"
+        );
+        // Retried for the busy timeout (500 ms; pauses 1, 2, 4 … 50 ms), then given up.
+        assert!(
+            waited >= Duration::from_millis(400) && waited < Duration::from_millis(2000),
+            "{sql}: {waited:?}"
+        );
+        assert!(server.sent(sql) > 5, "{sql}: {}", server.sent(sql));
+        server.busy(sql, 0);
+    }
+    assert!(c.is_autocommit().await);
+    assert_eq!(server.query_i64("SELECT count(*) FROM t"), 0);
+    c.close().await;
 }

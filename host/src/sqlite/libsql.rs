@@ -18,6 +18,10 @@
 //! * when the connection goes (guest drop, trap, deadline), its stream is closed with a
 //!   `ROLLBACK` first if a transaction is still open — after any statement still in
 //!   flight has come back, so the rollback cannot overtake it;
+//! * a writer waits for the server's write lock as a file's writer waits with
+//!   `busy_timeout`: a statement the server answers "database is locked"
+//!   (`SQLITE_BUSY`) is sent again, with a short backoff, for up to the pool's
+//!   `busy_timeout` — but only when resending is safe (see [`retry_when_busy`]);
 //! * `PRAGMA busy_timeout = N` and `PRAGMA journal_mode = …` are refused with
 //!   "unsupported statement", as libSQL's own client refuses them (the server, not the
 //!   connection, decides how writers wait and how the log is kept), so the core's
@@ -42,6 +46,11 @@ use crate::runtime_config::LibsqlConfig;
 /// have closed them, and a request sent on a closed connection cannot be told apart
 /// from one the server executed, so it must not be retried.
 const IDLE_REUSE: Duration = Duration::from_secs(20);
+
+/// The first pause before a statement the server answered busy is sent again; each
+/// further pause doubles, up to [`BUSY_BACKOFF_MAX`].
+const BUSY_BACKOFF_FIRST: Duration = Duration::from_millis(1);
+const BUSY_BACKOFF_MAX: Duration = Duration::from_millis(50);
 
 /// Where the server is: scheme, authority and the path prefix of its endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +214,37 @@ fn statement_error(e: HranaError) -> DbError {
         Some(code) if code.starts_with("SQLITE_FULL") => DbError::DatabaseFull,
         _ => DbError::Io(e.message),
     }
+}
+
+/// Whether the server refused a statement because another connection holds the lock
+/// it needs. sqld reports SQLite's primary code (`SQLITE_BUSY`, also for the extended
+/// `SQLITE_BUSY_SNAPSHOT` it answers when a replica's snapshot went stale, and
+/// `SQLITE_LOCKED`) with the message "SQLite error: database is locked"; the message
+/// is checked too, for servers that send another code or none.
+fn is_busy(e: &HranaError) -> bool {
+    let code = e.code.as_deref().unwrap_or_default();
+    code.starts_with("SQLITE_BUSY")
+        || code.starts_with("SQLITE_LOCKED")
+        || e.message.contains("database is locked")
+        || e.message.contains("database table is locked")
+}
+
+/// Whether a statement the server answered busy may simply be sent again, on the same
+/// stream: only when the stream was outside a transaction before it and still is
+/// after it, as the server reported.
+///
+/// * Outside a transaction (autocommit) a busy statement did not apply: SQLite rolls
+///   back the statement's implicit transaction, so sending it again runs it once.
+/// * A `BEGIN` / `BEGIN IMMEDIATE` is sent outside a transaction too, and a busy one
+///   opened nothing: retrying it is how a writer waits for the lock.
+/// * Never inside an open transaction (any statement after its `BEGIN`, `COMMIT`
+///   included): what a busy statement there did to the transaction differs by
+///   statement and by server (SQLite may have rolled the whole transaction back, and
+///   then a resent statement would run on its own, with the transaction's earlier
+///   statements lost), so the error goes back to the guest, which retries the whole
+///   transaction if it wants to.
+fn retry_when_busy(autocommit_before: bool, autocommit_after: bool) -> bool {
+    autocommit_before && autocommit_after
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -381,6 +421,9 @@ struct RemoteInner {
     wait: Duration,
     /// Bound of one HTTP exchange (connect, send, whole answer).
     request_timeout: Duration,
+    /// How long a statement the server answers busy is retried (when it may be; see
+    /// [`retry_when_busy`]): the pool's `busy_timeout`, the wait a file's writer gets.
+    busy_timeout: Duration,
     closed: AtomicBool,
 }
 
@@ -425,6 +468,62 @@ impl RemoteInner {
             return Err(format!("HTTP {status}: {detail}"));
         }
         serde_json::from_slice(&body).map_err(|e| format!("unreadable answer: {e}"))
+    }
+
+    /// Send one statement on the stream `state` (with a `get_autocommit` after it) and
+    /// record what the server answered about the stream. The outer error is the
+    /// exchange's (the statement's fate is unknown); the inner one the statement's.
+    async fn execute_once(
+        &self,
+        state: &mut StreamState,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Result<StmtResult, HranaError>, DbError> {
+        let requests = vec![
+            StreamRequest::Execute {
+                stmt: Stmt {
+                    sql,
+                    args,
+                    want_rows: true,
+                },
+            },
+            StreamRequest::GetAutocommit,
+        ];
+        let answer = self
+            .pipeline(state.base.as_ref(), state.baton.as_deref(), requests)
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(message) => {
+                // The stream's fate is unknown: never reuse its baton.
+                state.baton = None;
+                state.lost = !state.autocommit;
+                return Err(self.error(message));
+            }
+        };
+        state.baton = answer.baton;
+        if let Some(base) = answer.base_url.as_deref() {
+            state.base = Some(Endpoint::parse(base).map_err(|e| self.error(e))?);
+        }
+        let mut results = answer.results.into_iter();
+        let executed = results.next();
+        match results.next() {
+            Some(StreamResult::Ok {
+                response: StreamResponse::GetAutocommit { is_autocommit },
+            }) => state.autocommit = is_autocommit,
+            // Cannot tell: assume a transaction may be open, so drop rolls back.
+            _ => state.autocommit = false,
+        }
+        if state.baton.is_none() && !state.autocommit {
+            state.lost = true;
+        }
+        match executed {
+            Some(StreamResult::Ok {
+                response: StreamResponse::Execute { result },
+            }) => Ok(Ok(result)),
+            Some(StreamResult::Error { error }) => Ok(Err(error)),
+            other => Err(self.error(format!("unexpected answer {other:?}"))),
+        }
     }
 
     fn error(&self, message: impl std::fmt::Display) -> DbError {
@@ -473,6 +572,7 @@ impl RemotePool {
                 size,
                 wait: options.wait,
                 request_timeout: options.wait + options.busy_timeout,
+                busy_timeout: options.busy_timeout,
                 closed: AtomicBool::new(false),
             }),
         };
@@ -620,50 +720,24 @@ impl RemoteConnection {
                     pool.error("the connection was lost inside a transaction; open a new one")
                 );
             }
-            let requests = vec![
-                StreamRequest::Execute {
-                    stmt: Stmt {
-                        sql: &sql,
-                        args,
-                        want_rows: true,
-                    },
-                },
-                StreamRequest::GetAutocommit,
-            ];
-            let answer = pool
-                .pipeline(state.base.as_ref(), state.baton.as_deref(), requests)
-                .await;
-            let answer = match answer {
-                Ok(answer) => answer,
-                Err(message) => {
-                    // The stream's fate is unknown: never reuse its baton.
-                    state.baton = None;
-                    state.lost = !state.autocommit;
-                    return Err(pool.error(message));
+            let started = Instant::now();
+            let mut backoff = BUSY_BACKOFF_FIRST;
+            loop {
+                let autocommit_before = state.autocommit;
+                match pool.execute_once(&mut state, &sql, args.clone()).await? {
+                    Ok(result) => return Ok(result),
+                    Err(error)
+                        if is_busy(&error)
+                            && retry_when_busy(autocommit_before, state.autocommit)
+                            && started.elapsed() + backoff <= pool.busy_timeout =>
+                    {
+                        // The stream lock stays held: the connection's statements
+                        // still go out one at a time, and a drop's cleanup waits.
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(BUSY_BACKOFF_MAX);
+                    }
+                    Err(error) => return Err(statement_error(error)),
                 }
-            };
-            state.baton = answer.baton;
-            if let Some(base) = answer.base_url.as_deref() {
-                state.base = Some(Endpoint::parse(base).map_err(|e| pool.error(e))?);
-            }
-            let mut results = answer.results.into_iter();
-            let executed = results.next();
-            match results.next() {
-                Some(StreamResult::Ok {
-                    response: StreamResponse::GetAutocommit { is_autocommit },
-                }) => state.autocommit = is_autocommit,
-                // Cannot tell: assume a transaction may be open, so drop rolls back.
-                _ => state.autocommit = false,
-            }
-            if state.baton.is_none() && !state.autocommit {
-                state.lost = true;
-            }
-            match executed {
-                Some(StreamResult::Ok {
-                    response: StreamResponse::Execute { result },
-                }) => Ok(result),
-                Some(StreamResult::Error { error }) => Err(statement_error(error)),
-                other => Err(pool.error(format!("unexpected answer {other:?}"))),
             }
         });
         let result = exchange
@@ -821,6 +895,42 @@ mod tests {
             e("database or disk is full", Some("SQLITE_FULL")),
             DbError::DatabaseFull
         );
+    }
+
+    #[test]
+    fn what_counts_as_busy_and_when_it_is_retried() {
+        let e = |message: &str, code: Option<&str>| HranaError {
+            message: message.into(),
+            code: code.map(Into::into),
+        };
+        // What sqld sends (its `sqlite_error_code` maps the primary code).
+        assert!(is_busy(&e(
+            "SQLite error: database is locked",
+            Some("SQLITE_BUSY")
+        )));
+        assert!(is_busy(&e("database is locked", None)));
+        assert!(is_busy(&e(
+            "database table is locked",
+            Some("SQLITE_LOCKED")
+        )));
+        assert!(is_busy(&e("busy", Some("SQLITE_BUSY_SNAPSHOT"))));
+        assert!(!is_busy(&e(
+            "SQLite error: UNIQUE constraint failed: t.x",
+            Some("SQLITE_CONSTRAINT")
+        )));
+        assert!(!is_busy(&e(
+            "Transaction timed out",
+            Some("TRANSACTION_TIMEOUT")
+        )));
+        // Outside a transaction before and after (an autocommit statement, a BEGIN
+        // that opened nothing): retried. Inside one: never.
+        assert!(retry_when_busy(true, true));
+        assert!(!retry_when_busy(false, false));
+        assert!(
+            !retry_when_busy(false, true),
+            "a transaction the busy rolled back"
+        );
+        assert!(!retry_when_busy(true, false));
     }
 
     #[test]
