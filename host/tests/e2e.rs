@@ -3,55 +3,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{fixture_dir, fixture_wasm};
 use spin_host::{Host, HostConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture")
-}
-
-/// Build the fixture component once per test process and return its `.wasm` path.
-fn fixture_wasm() -> &'static Path {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let dir = fixture_dir();
-        // A no-op when already installed; needed on a fresh toolchain.
-        let _ = Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip2"])
-            .output();
-        let output = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--target-dir",
-            ])
-            .arg(dir.join("target"))
-            .arg("--manifest-path")
-            .arg(dir.join("Cargo.toml"))
-            // The outer build's settings are for the native host, not this wasm build.
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET")
-            .output()
-            .expect("run cargo to build the fixture");
-        assert!(
-            output.status.success(),
-            "building the fixture failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let wasm = dir.join("target/wasm32-wasip2/release/spin_host_fixture.wasm");
-        assert!(wasm.exists(), "{} missing after build", wasm.display());
-        wasm
-    })
-}
 
 /// A host serving in the background, and what the test needs to reach it.
 struct Running {

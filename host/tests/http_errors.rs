@@ -3,52 +3,15 @@
 //! others are served, and a client over its connection cap is refused.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{fixture_dir, fixture_wasm};
 use spin_host::{Host, HostConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture")
-}
-
-/// Builds the fixture component once per test process (as e2e.rs does, same target).
-fn fixture_wasm() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = fixture_dir();
-        let _ = Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip2"])
-            .output();
-        let output = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--target-dir",
-            ])
-            .arg(dir.join("target"))
-            .arg("--manifest-path")
-            .arg(dir.join("Cargo.toml"))
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET")
-            .output()
-            .expect("run cargo to build the fixture");
-        assert!(
-            output.status.success(),
-            "building the fixture failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    });
-}
 
 struct Running {
     addr: SocketAddr,

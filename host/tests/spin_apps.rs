@@ -2,9 +2,10 @@
 //! built here for wasm32-wasip1 as `spin new http-rust` does, once per test process.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
+
+mod common;
 
 use spin_host::{Host, HostConfig};
 use tokio::sync::oneshot;
@@ -13,32 +14,11 @@ fn apps_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
 }
 
-/// Build every app of the apps workspace (one spin-sdk build) once per process.
+/// Build every app of the apps workspace (one spin-sdk build) once per process, for
+/// wasm32-wasip1 as `spin new http-rust` does.
 fn build_apps() {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = apps_dir();
-        // A no-op when already installed; needed on a fresh toolchain.
-        let _ = Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip1"])
-            .output();
-        let output = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip1"])
-            .arg("--manifest-path")
-            .arg(dir.join("Cargo.toml"))
-            // The outer build's settings are for the native host, not this wasm build.
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET")
-            .output()
-            .expect("run cargo to build the test apps");
-        assert!(
-            output.status.success(),
-            "building the test apps failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    });
+    BUILT.get_or_init(|| common::build_wasm(&apps_dir().join("Cargo.toml"), "wasm32-wasip1", None));
 }
 
 /// The app's manifest, its app built.
