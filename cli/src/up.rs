@@ -148,15 +148,14 @@ pub fn serves_the_feed(manifest: &std::path::Path) -> bool {
     })
 }
 
-/// The host configuration `up` runs with.
-pub fn host_config(args: &UpArgs) -> Result<HostConfig> {
+/// The host configuration `up` runs with; `orchestrator` is [`serves_the_feed`]'s answer.
+pub fn host_config(args: &UpArgs, orchestrator: bool) -> Result<HostConfig> {
     let mut config = HostConfig::new(&args.manifest);
     config.listen = args.listen.unwrap_or(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         args.http_port,
     ));
     let runtime_config = args.runtime_config_file.exists();
-    let orchestrator = serves_the_feed(&args.manifest);
     if runtime_config {
         config.runtime_config_path = Some(args.runtime_config_file.clone());
     }
@@ -219,9 +218,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         let manifest = args.manifest.clone();
         tokio::task::spawn_blocking(move || crate::build::build(&manifest)).await??;
     }
-    let config = host_config(&args)?;
-    let retention_days = crate::prune::days_from_variables(&config.variables)?;
     let orchestrator = serves_the_feed(&args.manifest);
+    let config = host_config(&args, orchestrator)?;
+    let retention_days = crate::prune::days_from_variables(&config.variables)?;
     let host = Host::start(config).await?;
     // The host is generic; this app's schema is the core's, applied natively before the
     // first request so that a database newer than this build stops `up` right here.
