@@ -16,6 +16,7 @@
 //! ([`libsql`]): a connection pins one server-side stream, transactions span calls, an
 //! instance's end rolls back, every wait is bounded.
 
+mod checkpoint;
 pub mod libsql;
 pub mod pool;
 
@@ -399,13 +400,13 @@ impl SqliteView<'_> {
             return Ok(Err(DbError::AccessDenied));
         };
         match pool.acquire().await {
-            Ok(conn) => {
+            Ok(mut conn) => {
                 if let Some(stop) = self.ctx.stop.clone() {
                     // Cleared when the connection goes back to the pool.
                     let interrupted = self.ctx.interrupted.clone();
-                    conn.conn().progress_handler(
+                    conn.set_stop_check(
                         STOP_CHECK_STEPS,
-                        Some(move || {
+                        Arc::new(move || {
                             let stop = stop();
                             if stop {
                                 interrupted.store(true, Ordering::Relaxed);
@@ -438,11 +439,19 @@ impl SqliteView<'_> {
             let Some(pooled) = self.table.get_mut(this)?.conn.as_mut() else {
                 return Ok(Err(DbError::InvalidConnection));
             };
+            pooled.note_statement(&statement);
             // (The two connection pragmas the binding answers itself never write.)
-            if connection_pragma(&statement).is_none() && pooled.needs_write_gate(&statement) {
+            let pragma = params
+                .is_empty()
+                .then(|| connection_pragma(&statement))
+                .flatten();
+            if pragma.is_none() && pooled.needs_write_gate(&statement) {
                 pooled.enter_write().await;
             }
             let result = execute_blocking(pooled.conn(), &statement, &params);
+            if let (Some(ConnectionPragma::BusyTimeout(ms)), Ok(_)) = (pragma, &result) {
+                pooled.remember_busy_timeout(std::time::Duration::from_millis(ms.into()));
+            }
             pooled.leave_write_if_done();
             if result.is_err() && self.ctx.interrupted.swap(false, Ordering::Relaxed) {
                 // Interrupted because the run has to end: end it as the epoch
@@ -475,11 +484,11 @@ impl SqliteView<'_> {
         &mut self,
         this: &Resource<Connection>,
         default: R,
-        f: impl FnOnce(&rusqlite::Connection) -> R,
+        f: impl FnOnce(&PooledConnection) -> R,
     ) -> wasmtime::Result<R> {
         // Reading these counters is a field read inside SQLite: no I/O, no lock.
         Ok(match &self.table.get(this)?.conn {
-            Some(pooled) => f(pooled.conn()),
+            Some(pooled) => f(pooled),
             None => default,
         })
     }
@@ -577,14 +586,14 @@ impl v3::HostConnection for SqliteView<'_> {
         if let Some(remote) = &self.table.get(&this)?.remote {
             return Ok(remote.last_insert_rowid());
         }
-        self.with_conn(&this, 0, |c| c.last_insert_rowid())
+        self.with_conn(&this, 0, PooledConnection::last_insert_rowid)
     }
 
     async fn changes(&mut self, this: Resource<Connection>) -> wasmtime::Result<u64> {
         if let Some(remote) = &self.table.get(&this)?.remote {
             return Ok(remote.changes());
         }
-        self.with_conn(&this, 0, |c| c.changes())
+        self.with_conn(&this, 0, PooledConnection::changes)
     }
 
     async fn drop(&mut self, this: Resource<Connection>) -> wasmtime::Result<()> {
