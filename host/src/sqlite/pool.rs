@@ -727,6 +727,8 @@ fn release(lease: Lease) {
             return;
         }
     }
+    // Foreign keys can be turned back on only outside a transaction.
+    reset_connection(&conn, &pool);
     // The write lock is gone with the transaction: the next writer may go.
     drop(gate);
     push_idle(&pool, conn);
