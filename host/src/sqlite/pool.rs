@@ -558,14 +558,8 @@ impl PooledConnection {
                     // The writer now holds state this lease made (a temporary table, a
                     // setting): the lease keeps it as its own, and its former own
                     // connection goes back to the pool; the pool opens a new writer.
+                    // It already has the lease's settings (`configure_writer`).
                     self.written = None;
-                    reset_connection(&writer, &self.pool);
-                    if let Some(stop) = &self.stop {
-                        install_stop_check(&writer, stop.0, &stop.1);
-                    }
-                    if let Some(timeout) = self.busy_timeout {
-                        let _ = writer.busy_timeout(timeout);
-                    }
                     if let Some(own) = self.conn.replace(writer) {
                         reset_connection(&own, &self.pool);
                         push_idle(&self.pool, own);
