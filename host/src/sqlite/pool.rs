@@ -376,7 +376,7 @@ pub struct PooledConnection {
     gate: Option<OwnedSemaphorePermit>,
     pool: Arc<PoolInner>,
     /// Set once this lease ran a statement that changes its connection's state: it then
-    /// writes on its own connection (or keeps the writer it changed; see `give_back`).
+    /// writes on its own connection (or keeps the writer it changed; see `leave_write_if_done`).
     pinned: bool,
     /// The writer saw such a statement during this lease's write.
     writer_changed: bool,
@@ -618,6 +618,23 @@ fn reset_connection(conn: &Connection, pool: &PoolInner) {
     }
 }
 
+/// Roll back what `conn` left open and put it back to the pool's settings; `false` when
+/// the rollback failed (the connection is then not fit to reuse). The stop check goes
+/// first, so that it cannot interrupt the ROLLBACK; foreign keys come back on after it,
+/// since SQLite ignores the setting inside a transaction.
+fn end_transaction(conn: &Connection, pool: &PoolInner) -> bool {
+    reset_connection(conn, pool);
+    if conn.is_autocommit() {
+        return true;
+    }
+    if let Err(e) = conn.execute_batch("ROLLBACK") {
+        tracing::warn!(database = %pool.label, error = %e, "rollback failed; discarding connection");
+        return false;
+    }
+    reset_connection(conn, pool);
+    true
+}
+
 /// Whether `statement` may leave state on its connection that a later statement could
 /// see: a `PRAGMA` other than those that only read or set the database itself and the
 /// two a lease carries over (`foreign_keys`, `busy_timeout`), `ATTACH`/`DETACH`, or
@@ -701,28 +718,21 @@ fn release(lease: Lease) {
     } = lease;
     if let Some(writer) = writer {
         // Only the gate holder has a writer; the slot is filled before the gate goes.
-        let clean = writer.is_autocommit() || writer.execute_batch("ROLLBACK").is_ok();
-        reset_connection(&writer, &pool);
+        let clean = end_transaction(&writer, &pool);
         if clean && !writer_changed && !pool.closed.load(Ordering::Acquire) {
             if let Ok(mut slot) = pool.writer.lock() {
                 *slot = Some(writer);
             }
         }
     }
-    reset_connection(&conn, &pool);
     // A guest that trapped, timed out or simply forgot to COMMIT must not leave its
     // transaction (and its write lock) to the next user of this connection.
-    if !conn.is_autocommit() {
-        if let Err(e) = conn.execute_batch("ROLLBACK") {
-            tracing::warn!(database = %pool.label, error = %e, "rollback failed; discarding connection");
-            drop(conn);
-            drop(gate);
-            drop(permit);
-            return;
-        }
+    if !end_transaction(&conn, &pool) {
+        drop(conn);
+        drop(gate);
+        drop(permit);
+        return;
     }
-    // Foreign keys can be turned back on only outside a transaction.
-    reset_connection(&conn, &pool);
     // The write lock is gone with the transaction: the next writer may go.
     drop(gate);
     push_idle(&pool, conn);

@@ -220,6 +220,10 @@ async fn the_stop_check_interrupts_a_statement_on_the_writer() {
     // Dropped mid-transaction: rolled back, and the writer serves the next lease
     // without this lease's stop check.
     drop(lease);
+    assert!(
+        pool.inner.writer.lock().unwrap().is_some(),
+        "the rolled-back writer is back in its slot"
+    );
     let mut next = pool.acquire().await.unwrap();
     run(&mut next, "INSERT INTO parent (id) VALUES (1)")
         .await
