@@ -66,6 +66,10 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<Json>,
+    /// The kind of the database failure this error was made from (`From<DbError>`), if
+    /// it was: how [`crate::db::write_transaction`] tells a busy or interrupted statement
+    /// inside its work, which it runs again, from everything else. Not in the answer.
+    pub(crate) db_cause: Option<DbErrorKind>,
 }
 
 impl ApiError {
@@ -74,6 +78,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            db_cause: None,
         }
     }
 
@@ -134,18 +139,21 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// Database failures the client did not cause: a busy or unreachable database is 503 (retry
-/// later), anything else is a bug (500). Constraint violations that a client *can* cause
-/// are checked in code first and mapped by the store before they get here.
+/// Database failures the client did not cause: a busy, interrupted or unreachable database
+/// is 503 (retry later), anything else is a bug (500). Constraint violations that a client
+/// *can* cause are checked in code first and mapped by the store before they get here.
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        match err.kind {
-            DbErrorKind::Busy | DbErrorKind::Unavailable => {
+        let kind = err.kind;
+        let mut api = match kind {
+            DbErrorKind::Busy | DbErrorKind::Interrupted | DbErrorKind::Unavailable => {
                 ApiError::unavailable(format!("database unavailable: {}", err.message))
             }
             DbErrorKind::SchemaTooNew => ApiError::unavailable(err.message),
             _ => ApiError::internal(format!("database error: {}", err.message)),
-        }
+        };
+        api.db_cause = Some(kind);
+        api
     }
 }
 
@@ -176,5 +184,53 @@ mod tests {
         assert_eq!(err.status(), 503);
         let err: ApiError = DbError::new(DbErrorKind::Other, "no such column").into();
         assert_eq!(err.status(), 500);
+    }
+
+    /// The three transient failures real Spin 3.6.3 answered under load on sqld 0.24.33
+    /// (docs/scale-out.md, section 7), as Spin's libsql client words them, and this host's
+    /// answer for a libSQL server that does not answer: all 503, none 500.
+    #[test]
+    fn what_spin_and_this_host_report_for_a_busy_interrupted_or_silent_server_is_a_503() {
+        for (message, kind) in [
+            (
+                "Hrana: `cursor error: `error at step 0: (error code: SQLITE_BUSY) \
+                 `SQLite error: database is locked```",
+                DbErrorKind::Busy,
+            ),
+            (
+                "Hrana: `cursor error: `error at step 0: (error code: SQLITE_INTERRUPT) \
+                 `SQLite error: interrupted```",
+                DbErrorKind::Interrupted,
+            ),
+            (
+                "Hrana: `cursor error: `error at step 0: (error code: TRANSACTION_TIMEOUT) \
+                 `Transaction timed out```",
+                DbErrorKind::Unavailable,
+            ),
+            // SQLite's own text for SQLITE_INTERRUPT, as rusqlite and a local file say it.
+            ("interrupted", DbErrorKind::Interrupted),
+            (
+                "database `default` (libSQL at http://127.0.0.1:8080): \
+                 no answer from 127.0.0.1:8080 within 10s",
+                DbErrorKind::Unavailable,
+            ),
+            (
+                "database `default` (libSQL at http://127.0.0.1:8080): cannot connect to \
+                 127.0.0.1:8080: Connection refused (os error 111)",
+                DbErrorKind::Unavailable,
+            ),
+        ] {
+            let db = DbError::from_sqlite_message(message);
+            assert_eq!(db.kind, kind, "{message}");
+            let err = ApiError::from(db);
+            assert_eq!(err.status(), 503, "{message}");
+            assert_eq!(err.to_json()["error"]["code"], "unavailable");
+            assert_eq!(err.message, format!("database unavailable: {message}"));
+        }
+        // A constraint that names such a word is still the constraint.
+        let db = DbError::from_sqlite_message(
+            "UNIQUE constraint failed: orchestrator_agents.name (interrupted)",
+        );
+        assert_eq!(db.kind, DbErrorKind::Unique);
     }
 }

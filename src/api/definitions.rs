@@ -1,7 +1,7 @@
 //! `/api/agents`: agent definitions.
 
 use super::{created, not_found, path_id, Input};
-use crate::db::Database;
+use crate::db::{autocommit_write, Database};
 use crate::domain::{AgentName, AgentType, Page};
 use crate::error::ApiError;
 use crate::http::{Field, JsonObject, Response};
@@ -60,7 +60,8 @@ pub fn create<D: Database>(
             .unwrap_or_else(|| "[]".into()),
         default_model: body.string("default_model", MAX_MODEL)?.optional(),
     };
-    let definition = store::insert(&open()?, new)?;
+    let db = open()?;
+    let definition = autocommit_write(|| store::insert(&db, new.clone()))?;
     Ok(created(
         format!("/api/agents/{}", definition.id),
         &definition,
@@ -98,7 +99,8 @@ pub fn update<D: Database>(
         default_model: body.string("default_model", MAX_MODEL)?.for_update(),
     };
     let id = path_id(raw_id, "agent")?;
-    match store::update(&open()?, &id, changes)? {
+    let db = open()?;
+    match autocommit_write(|| store::update(&db, &id, changes.clone()))? {
         Some(definition) => Ok(Response::json(200, &definition)),
         None => Err(not_found("agent", raw_id)),
     }
@@ -109,7 +111,8 @@ pub fn delete<D: Database>(
     raw_id: &str,
 ) -> Result<Response, ApiError> {
     let id = path_id(raw_id, "agent")?;
-    if store::delete(&open()?, &id)? {
+    let db = open()?;
+    if autocommit_write(|| Ok(store::delete(&db, &id)?))? {
         Ok(Response::empty(204))
     } else {
         Err(not_found("agent", raw_id))

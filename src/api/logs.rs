@@ -1,7 +1,7 @@
 //! `/api/runtime/logs`: both log tables, merged on read.
 
 use super::Input;
-use crate::db::Database;
+use crate::db::{autocommit_write, Database};
 use crate::domain::{LogLevel, LogSource, LogType, Page};
 use crate::error::ApiError;
 use crate::http::Response;
@@ -87,5 +87,7 @@ pub fn create<D: Database>(
             }
         }
     };
-    Ok(Response::json(201, &store::insert(&open()?, new)?))
+    let db = open()?;
+    let log = autocommit_write(|| store::insert(&db, new.clone()))?;
+    Ok(Response::json(201, &log))
 }

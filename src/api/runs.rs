@@ -1,7 +1,7 @@
 //! `/api/runtime/agents` and `/api/runtime/stats`.
 
 use super::{created, not_found, path_id, Input};
-use crate::db::Database;
+use crate::db::{autocommit_write, Database};
 use crate::domain::{time::parse_rfc3339, Page, RunStatus};
 use crate::error::ApiError;
 use crate::http::{Field, Response};
@@ -111,7 +111,8 @@ pub fn delete<D: Database>(
     raw_id: &str,
 ) -> Result<Response, ApiError> {
     let id = path_id(raw_id, "runtime agent")?;
-    if store::delete(&open()?, &id)? {
+    let db = open()?;
+    if autocommit_write(|| Ok(store::delete(&db, &id)?))? {
         Ok(Response::empty(204))
     } else {
         Err(not_found("runtime agent", raw_id))

@@ -73,6 +73,7 @@ fn convert_error(err: rusqlite::Error) -> DbError {
     use rusqlite::ErrorCode;
     let kind = match err.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbErrorKind::Busy,
+        Some(ErrorCode::OperationInterrupted) => DbErrorKind::Interrupted,
         Some(ErrorCode::CannotOpen | ErrorCode::NotADatabase | ErrorCode::ReadOnly) => {
             DbErrorKind::Unavailable
         }

@@ -40,7 +40,7 @@ fn from_row(mut row: Row<'_>) -> Result<Definition, DbError> {
 }
 
 /// A validated new definition. `capabilities` is a JSON array's text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewDefinition {
     pub name: AgentName,
     pub description: Option<String>,
@@ -50,7 +50,7 @@ pub struct NewDefinition {
 }
 
 /// A validated partial update: `None` leaves a column as it is; `Some(None)` clears it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DefinitionChanges {
     pub name: Option<AgentName>,
     pub description: Option<Option<String>>,

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::runs;
-use crate::db::{read_transaction, Database, DbError, DbErrorKind};
+use crate::db::{read_transaction, Database, DbError};
 use crate::domain::Id;
 use crate::error::ApiError;
 
@@ -73,7 +73,7 @@ fn run_now<D: Database>(db: &D, agent_id: &str) -> Result<Option<Box<RawValue>>,
     };
     match runs::get(db, &id) {
         Ok(run) => Ok(run.and_then(|run| serde_json::value::to_raw_value(&run).ok())),
-        Err(err) if matches!(err.kind, DbErrorKind::Busy | DbErrorKind::Unavailable) => Err(err),
+        Err(err) if err.kind.is_unavailable() => Err(err),
         // The run's own row cannot be read: that costs this event, not the feed.
         Err(err) => {
             super::unreadable::report(db, "agents", agent_id, &err.message);

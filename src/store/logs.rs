@@ -51,7 +51,7 @@ pub struct LogFilter {
 }
 
 /// A validated new log line. `details` is JSON text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum NewLog {
     Agent {
         agent_id: Id,

@@ -134,11 +134,11 @@ pub fn create<D: Database>(db: &D, new: NewPrompt) -> Result<Prompt, ApiError> {
         );
         let params = [
             Id::new_v4().into(),
-            new.agent_id.into(),
+            (&new.agent_id).into(),
             new.prompt_type.as_str().into(),
-            new.prompt_name.into(),
-            new.prompt_text.into(),
-            new.model_used.into(),
+            new.prompt_name.as_deref().into(),
+            new.prompt_text.as_str().into(),
+            new.model_used.as_deref().into(),
             now_rfc3339().into(),
         ];
         super::returned(db.execute(&sql, &params)?, from_row)
@@ -170,13 +170,13 @@ pub fn update<D: Database>(
                 update.set("completed_at", now_rfc3339());
             }
         }
-        update.set_if("response_text", changes.response_text);
-        update.set_if("model_used", changes.model_used);
+        update.set_if("response_text", changes.response_text.clone());
+        update.set_if("model_used", changes.model_used.clone());
         update.set_if("tokens_input", changes.tokens_input);
         update.set_if("tokens_output", changes.tokens_output);
         update.set_if("cost_usd", changes.cost_usd);
         update.set_if("latency_ms", changes.latency_ms);
-        update.set_if("error_message", changes.error_message);
+        update.set_if("error_message", changes.error_message.clone());
         if update.is_empty() {
             return Ok(Some(current));
         }

@@ -186,11 +186,12 @@ pub fn prune<D: Database>(
             pruned.complete = false;
             return Ok(pruned);
         }
-        let batch = retry_busy(pacing, || {
-            write_transaction(db, |db| {
-                delete_runs(db, &cutoff, &mut queue, pacing.batch_rows)
-            })
+        // The queue moves on only once the batch has committed: a rerun of the
+        // transaction (see `write_transaction`) starts from the same runs.
+        let (batch, done) = retry_busy(pacing, || {
+            write_transaction(db, |db| delete_runs(db, &cutoff, &queue, pacing.batch_rows))
         })?;
+        queue.drain(..done);
         pruned.runs += batch.runs;
         pruned.prompts += batch.prompts;
         pruned.agent_logs += batch.agent_logs;
@@ -245,17 +246,19 @@ fn retry_busy<T>(
 
 /// One write transaction's worth: for each queued run still prunable, its logs, then its
 /// prompts, then the run, until `budget` rows are gone. A run with more children than
-/// that is finished by later batches (it is checked again each time).
+/// that is finished by later batches (it is checked again each time). Also returns how
+/// many runs at the front of `queue` are done with (deleted, or no longer prunable).
 fn delete_runs<D: Database>(
     db: &D,
     cutoff: &str,
-    queue: &mut VecDeque<Value>,
+    queue: &VecDeque<Value>,
     mut budget: i64,
-) -> Result<Pruned, ApiError> {
+) -> Result<(Pruned, usize), ApiError> {
     let mut done = Pruned::default();
+    let mut taken = 0;
     let still_prunable = format!("SELECT 1 FROM agents a WHERE a.id = ?2 AND {PRUNABLE}");
     while budget > 0 {
-        let Some(id) = queue.front().cloned() else {
+        let Some(id) = queue.get(taken).cloned() else {
             break;
         };
         if db
@@ -263,7 +266,7 @@ fn delete_runs<D: Database>(
             .is_empty()
         {
             // Active again, newer activity, or already gone: it stays.
-            queue.pop_front();
+            taken += 1;
             continue;
         }
         let logs = delete_children(db, "agent_logs", &id, budget)?;
@@ -283,9 +286,9 @@ fn delete_runs<D: Database>(
             .rows
             .len() as i64;
         budget -= 1;
-        queue.pop_front();
+        taken += 1;
     }
-    Ok(done)
+    Ok((done, taken))
 }
 
 /// Delete at most `limit` rows of `table` (a fixed, trusted name) that belong to a run.

@@ -93,7 +93,7 @@ pub struct RunFilter {
 }
 
 /// A validated new run. `context` and `config` are JSON objects' text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewRun {
     pub orchestrator_agent_id: Id,
     pub session_id: String,
@@ -195,7 +195,8 @@ pub fn active<D: Database>(db: &D) -> Result<Vec<Run>, DbError> {
 /// Create a run in `initializing`, with its first `state_change` row, atomically.
 /// A definition or parent that does not exist is a 422 naming the field.
 pub fn create<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
-    write_transaction(db, |db| insert(db, new))
+    // A rerun (see `write_transaction`) starts from the same request.
+    write_transaction(db, |db| insert(db, new.clone()))
 }
 
 /// [`create`] inside the caller's write transaction (ingest applies a whole delivery in
@@ -269,8 +270,8 @@ pub fn update<D: Database>(db: &D, id: &Id, changes: RunChanges) -> Result<Optio
                 update.set("completed_at", now.as_str());
             }
         }
-        update.set_if("error_message", changes.error_message);
-        update.set_if("context", changes.context);
+        update.set_if("error_message", changes.error_message.clone());
+        update.set_if("context", changes.context.clone());
         if update.is_empty() {
             return Ok(Some(current));
         }

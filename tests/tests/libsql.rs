@@ -45,6 +45,10 @@ struct State {
     /// Statements (exact text) answered busy, as sqld answers a writer it cannot fit
     /// in, the given number of times before they run.
     busy: Mutex<HashMap<String, u32>>,
+    /// Statement prefixes answered "interrupted" (`SQLITE_INTERRUPT`, without running),
+    /// as sqld answers the statement a cancelled cursor request's interrupt lands on,
+    /// the given number of times.
+    interrupt: Mutex<Vec<(String, u32)>>,
 }
 
 /// What sqld 0.24 refuses (its `query_analysis` rejects these pragmas with a value).
@@ -66,6 +70,7 @@ impl FakeLibsql {
             log: Mutex::new(Vec::new()),
             closed: AtomicU64::new(0),
             busy: Mutex::new(HashMap::new()),
+            interrupt: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -101,6 +106,15 @@ impl FakeLibsql {
             .lock()
             .unwrap()
             .insert(sql.to_string(), times);
+    }
+
+    /// Answer the next `times` statements that start with `prefix` "interrupted".
+    fn interrupt(&self, prefix: &str, times: u32) {
+        self.state
+            .interrupt
+            .lock()
+            .unwrap()
+            .push((prefix.to_string(), times));
     }
 
     /// How many times `sql` reached the server.
@@ -258,6 +272,18 @@ fn execute(state: &State, stream: u64, conn: &mut rusqlite::Connection, stmt: &J
             return json!({ "type": "error", "error": {
                 "message": "SQLite error: database is locked", "code": "SQLITE_BUSY" } });
         }
+    }
+    if let Some((_, times)) = state
+        .interrupt
+        .lock()
+        .unwrap()
+        .iter_mut()
+        .find(|(prefix, times)| sql.starts_with(prefix.as_str()) && *times > 0)
+    {
+        *times -= 1;
+        // sqld's shape for SQLITE_INTERRUPT (what its cursor cancellation causes).
+        return json!({ "type": "error", "error": {
+            "message": "SQLite error: interrupted", "code": "SQLITE_INTERRUPT" } });
     }
     let args: Vec<Value> = stmt["args"]
         .as_array()
@@ -540,7 +566,8 @@ async fn waits_for_a_stream_and_for_the_server_are_bounded() {
     let e = c.execute("SELECT 'stall'", &[]).await.unwrap_err();
     let waited = started.elapsed();
     assert!(
-        matches!(&e, DbError::Io(m) if m.contains("no answer")),
+        // Worded so that a guest can tell it from SQLite's errors: the core answers 503.
+        matches!(&e, DbError::Io(m) if m.contains("no answer from")),
         "{e:?}"
     );
     assert!(
@@ -762,4 +789,59 @@ async fn a_busy_longer_than_the_busy_timeout_is_still_the_busy_error() {
     assert!(c.is_autocommit().await);
     assert_eq!(server.query_i64("SELECT count(*) FROM t"), 0);
     c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_interrupted_inside_a_transaction_is_run_again_by_the_core() {
+    let server = FakeLibsql::start(SQLD_REFUSES, None).await;
+    let app = TestApp::start_with(on_libsql(&server)).await;
+    let def = app
+        .create(
+            "/api/agents",
+            json!({ "name": "planner", "agent_type": "planner" }),
+        )
+        .await;
+    let run = app
+        .create(
+            "/api/runtime/agents",
+            json!({ "orchestrator_agent_id": def["id"], "session_id": "s" }),
+        )
+        .await;
+    let id = run["id"].as_str().unwrap();
+    // The PATCH's state_change row is interrupted once: the host hands the error to
+    // the guest (an interrupt is not a busy answer), the core rolls back and runs the
+    // transaction again.
+    let updates_before = server
+        .log()
+        .iter()
+        .filter(|(_, s)| s.starts_with("UPDATE agents"))
+        .count();
+    server.interrupt(
+        "INSERT INTO agent_logs (agent_id, log_level, log_type, message",
+        1,
+    );
+    let r = app
+        .patch(
+            &format!("/api/runtime/agents/{id}"),
+            json!({ "status": "planning" }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Json = r.json().await.unwrap();
+    assert_eq!(body["status"], "planning");
+    let updates = server
+        .log()
+        .iter()
+        .filter(|(_, s)| s.starts_with("UPDATE agents"))
+        .count();
+    assert_eq!(updates - updates_before, 2, "the PATCH ran twice");
+    assert_eq!(
+        server.query_i64(&format!(
+            "SELECT count(*) FROM agent_logs WHERE agent_id = '{id}' AND log_type = 'state_change'"
+        )),
+        2,
+        "created, then planning: each once"
+    );
+    app.stop().await;
+    eventually("every stream closed", || server.open_streams() == 0).await;
 }

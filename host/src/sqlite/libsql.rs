@@ -14,7 +14,11 @@
 //! * at most `size` streams per database are open at once; `open` waits at most `wait`
 //!   for one, then fails with the pool's "pool exhausted" error;
 //! * every HTTP exchange is bounded (`wait + busy_timeout`), so a stalled server ends in
-//!   an error, never a hung request;
+//!   an error, never a hung request. Like every failure to reach the server, it is an
+//!   `io` error in words no SQLite error uses ("no answer from HOST within 10s",
+//!   "cannot connect to HOST: …"), so a guest can tell "the server did not answer, try
+//!   later" from a failed statement (the orchestrator's core answers those 503). A
+//!   statement without an answer may still have run: it is never sent again;
 //! * when the connection goes (guest drop, trap, deadline), its stream is closed with a
 //!   `ROLLBACK` first if a transaction is still open — after any statement still in
 //!   flight has come back, so the rollback cannot overtake it;
@@ -429,6 +433,9 @@ struct RemoteInner {
 
 impl RemoteInner {
     /// One pipeline on the stream `baton` (a new stream when `None`), bounded in time.
+    /// The words of the errors for a server that did not answer or could not be
+    /// reached ("no answer from", "cannot connect to") are what guests classify by:
+    /// keep them.
     async fn pipeline(
         &self,
         base: Option<&Endpoint>,

@@ -13,6 +13,7 @@ mod retention;
 mod run_display;
 mod runs;
 mod sessions;
+mod transient;
 
 use serde_json::{json, Value as Json};
 
