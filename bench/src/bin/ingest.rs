@@ -2,11 +2,11 @@
 //! `ingest` component, at N connections:
 //! 1. Claude Code hook events per second (a mix of what a session posts: mostly tool
 //!    calls, each with its own `tool_use_id`, plus prompts, PreToolUse and Stop over 256
-//!    concurrent sessions): events/s, p50, p99, non-2xx.
+//!    concurrent sessions): events/s, p50, p90, p99, max, non-2xx.
 //! 2. OTLP/HTTP protobuf exports of GenAI spans (`POST /v1/traces`), each a batch of
 //!    `--spans-per-batch` spans from 8 agent traces (an `invoke_agent` span with its `chat`
 //!    and `execute_tool` children, children first as exporters send them), every batch new:
-//!    batch p50 and p99, batches/s and spans/s.
+//!    batch p50, p90, p99 and max, batches/s and spans/s.
 
 #[allow(dead_code)]
 #[path = "../http/load.rs"]
@@ -202,12 +202,14 @@ fn main() -> Result<()> {
             },
         ));
         println!(
-            "POST /api/ingest/claude-code, {} connections, {} s: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms, non-2xx {}, errors {}, server CPU {:.0} µs/event",
+            "POST /api/ingest/claude-code, {} connections, {} s: {:.0} events/s, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, non-2xx {}, errors {}, server CPU {:.0} µs/event",
             args.connections,
             args.hook_seconds,
             stats.rps(),
             stats.percentile_ms(50.0),
+            stats.percentile_ms(90.0),
             stats.percentile_ms(99.0),
+            stats.percentile_ms(100.0),
             stats.non_2xx,
             stats.errors,
             stats.cpu_us_per_request(),
@@ -238,12 +240,14 @@ fn main() -> Result<()> {
             },
         ));
         println!(
-            "POST /v1/traces (protobuf, {spans} GenAI spans a batch), {connections} connections, {} s: {:.1} batches/s = {:.0} spans/s, batch p50 {:.1} ms, p99 {:.1} ms, non-2xx {}, errors {}, server CPU {:.0} µs/span",
+            "POST /v1/traces (protobuf, {spans} GenAI spans a batch), {connections} connections, {} s: {:.1} batches/s = {:.0} spans/s, batch p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, non-2xx {}, errors {}, server CPU {:.0} µs/span",
             args.otlp_seconds,
             stats.rps(),
             stats.rps() * spans as f64,
             stats.percentile_ms(50.0),
+            stats.percentile_ms(90.0),
             stats.percentile_ms(99.0),
+            stats.percentile_ms(100.0),
             stats.non_2xx,
             stats.errors,
             stats.cpu_us_per_request() / spans as f64,

@@ -17,6 +17,7 @@
 //! instance's end rolls back, every wait is bounded.
 
 mod checkpoint;
+mod library_config;
 pub mod libsql;
 pub mod pool;
 

@@ -166,6 +166,7 @@ impl std::fmt::Debug for Pool {
 ///
 /// Fails if the file is not an SQLite database or cannot be written.
 pub fn open_connection(path: &Path, options: &PoolOptions) -> rusqlite::Result<Connection> {
+    super::library_config::configure_once();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -513,7 +514,7 @@ impl PooledConnection {
         let lent = self.pool.writer.lock().ok().and_then(|mut w| w.take());
         let writer = match lent {
             Some(writer) => writer,
-            None => match open_writer(&self.pool.path, &self.pool.options) {
+            None => match open_connection(&self.pool.path, &self.pool.options) {
                 Ok(writer) => writer,
                 // Writing on the own connection is always correct, only slower.
                 Err(e) => {
@@ -586,18 +587,6 @@ impl PooledConnection {
             *slot = Some(writer);
         }
     }
-}
-
-/// The writer's page cache: large enough for the pages a big write transaction touches
-/// (a 512-span OTLP batch dirties about 400 and reads more), so that it neither spills
-/// dirty pages into the WAL before COMMIT nor reads pages again (SQLite's default is
-/// 2 MiB; measured natively, 384 against 88 page reads a batch). Used only as needed.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
-
-fn open_writer(path: &Path, options: &PoolOptions) -> rusqlite::Result<Connection> {
-    let writer = open_connection(path, options)?;
-    writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    Ok(writer)
 }
 
 fn install_stop_check(conn: &Connection, steps: i32, check: &StopCheck) {
