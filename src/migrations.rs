@@ -4,7 +4,9 @@
 //! Safe under concurrency: the fast path reads `PRAGMA user_version`; when work is needed
 //! it takes the write lock (`BEGIN IMMEDIATE`), reads the version *again* and applies only
 //! what is still missing, so two instances racing on a fresh file apply each migration
-//! once. The version lives in `user_version` (one header read on the fast path) and each
+//! once. The transaction goes through [`crate::db::write_transaction`], so a `BEGIN` a
+//! libSQL server answers busy (another replica is migrating) is sent again, not fatal.
+//! The version lives in `user_version` (one header read on the fast path) and each
 //! applied migration is recorded in `schema_migrations` with its time.
 
 use crate::db::{split_statements, Database, DbError, DbErrorKind};
@@ -68,17 +70,12 @@ pub fn migrate<D: Database>(db: &D) -> Result<i64, DbError> {
     // An in-memory database answers "memory" and stays so, which is fine. A libSQL server
     // keeps its own log and its client refuses the pragma: best-effort (see db::pragmas).
     crate::db::pragmas::best_effort(db, "PRAGMA journal_mode = WAL")?;
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    match apply_missing(db, latest) {
-        Ok(version) => {
-            db.execute("COMMIT", &[])?;
-            Ok(version)
-        }
-        Err(err) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(err)
-        }
-    }
+    // Replicas starting together on one libSQL server race for its write lock, and the
+    // server answers the losers busy (or interrupted) rather than waiting as a file's
+    // busy timeout does: the core's transaction retry sends the BEGIN again, and the
+    // re-check inside finds the work done by the winner.
+    crate::db::write_transaction(db, |db| Ok(apply_missing(db, latest)?))
+        .map_err(|err| DbError::new(err.db_cause.unwrap_or(DbErrorKind::Other), err.message))
 }
 
 fn apply_missing<D: Database>(db: &D, latest: i64) -> Result<i64, DbError> {

@@ -487,6 +487,17 @@ mod tests {
     }
 
     #[test]
+    fn a_migration_that_loses_the_race_for_the_write_lock_waits_and_migrates() {
+        // A libSQL server answers a second replica's BEGIN IMMEDIATE busy while the
+        // first one migrates; the loser must start, not fail its first requests.
+        let db = Flaky::new(&[("BEGIN IMMEDIATE", 2, Answer::Fail(BUSY))]);
+        let version = crate::migrations::migrate(&db).unwrap();
+        assert_eq!(version, crate::migrations::latest_version());
+        assert_eq!(db.sent("BEGIN IMMEDIATE"), 3);
+        assert_eq!(crate::migrations::current_version(&db), Ok(version));
+    }
+
+    #[test]
     fn a_read_transaction_whose_begin_is_busy_is_tried_again_too() {
         let db = Flaky::new(&[("BEGIN", 2, Answer::Fail(BUSY))]);
         let got = read_transaction(&db, |db| {
