@@ -193,15 +193,21 @@ fn a_whole_session_becomes_a_run_with_its_prompts_tool_calls_and_a_subagent() {
         ["initializing", "executing", "completed"]
     );
 
-    // Two prompts, each completed by the Stop that followed it.
+    // Two prompts, each completed by the Stop that followed it. Found by text: the
+    // deliveries here come within one millisecond, so both may carry the same
+    // `created_at` and the list's order between them is the ids' (random) order.
     let p = prompts(&app, id);
     assert_eq!(p.len(), 2);
-    assert_eq!(p[0]["prompt_text"], "fix the failing test");
-    assert_eq!(p[0]["prompt_type"], "command");
-    assert_eq!(p[0]["status"], "completed");
-    assert_eq!(p[0]["response_text"], "The test fails because…");
-    assert_eq!(p[1]["prompt_text"], "now fix it");
-    assert_eq!(p[1]["status"], "completed");
+    let by_text = |text: &str| {
+        p.iter()
+            .find(|prompt| prompt["prompt_text"] == text)
+            .unwrap_or_else(|| panic!("no prompt {text:?} in {p:?}"))
+    };
+    let first = by_text("fix the failing test");
+    assert_eq!(first["prompt_type"], "command");
+    assert_eq!(first["status"], "completed");
+    assert_eq!(first["response_text"], "The test fails because…");
+    assert_eq!(by_text("now fix it")["status"], "completed");
 
     // Tool calls: two on the session's run (one failed), one on the subagent's.
     let tools = logs(&app, id, "tool_call");
