@@ -4,7 +4,7 @@
 //! Safe under concurrency: the fast path reads `PRAGMA user_version`; when work is needed
 //! it takes the write lock (`BEGIN IMMEDIATE`), reads the version *again* and applies only
 //! what is still missing, so two instances racing on a fresh file apply each migration
-//! once. The transaction goes through [`crate::db::write_transaction`], so a `BEGIN` a
+//! once. The transaction goes through [`crate::db::write_transaction_of_db`], so a `BEGIN` a
 //! libSQL server answers busy (another replica is migrating) is sent again, not fatal.
 //! The version lives in `user_version` (one header read on the fast path) and each
 //! applied migration is recorded in `schema_migrations` with its time.
@@ -74,8 +74,7 @@ pub fn migrate<D: Database>(db: &D) -> Result<i64, DbError> {
     // server answers the losers busy (or interrupted) rather than waiting as a file's
     // busy timeout does: the core's transaction retry sends the BEGIN again, and the
     // re-check inside finds the work done by the winner.
-    crate::db::write_transaction(db, |db| Ok(apply_missing(db, latest)?))
-        .map_err(|err| DbError::new(err.db_cause.unwrap_or(DbErrorKind::Other), err.message))
+    crate::db::write_transaction_of_db(db, |db| apply_missing(db, latest))
 }
 
 fn apply_missing<D: Database>(db: &D, latest: i64) -> Result<i64, DbError> {

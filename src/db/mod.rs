@@ -283,6 +283,33 @@ pub fn read_transaction<D: Database, T>(
     run_in_transaction(db, "BEGIN", RETRY_WITHIN, work)
 }
 
+/// [`write_transaction`] for work below the API, whose failures are the database's own
+/// (the migrations runner): the same retry, and the error that ended it unchanged.
+pub(crate) fn write_transaction_of_db<D: Database, T>(
+    db: &D,
+    work: impl FnMut(&D) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    run_in_transaction(db, "BEGIN IMMEDIATE", RETRY_WITHIN, work)
+}
+
+/// What a transaction's work fails with: an [`ApiError`] for the handlers, a [`DbError`]
+/// below them. Either tells which database failure caused it, if one did.
+trait TransactionError: From<DbError> {
+    fn db_cause(&self) -> Option<DbErrorKind>;
+}
+
+impl TransactionError for ApiError {
+    fn db_cause(&self) -> Option<DbErrorKind> {
+        self.db_cause
+    }
+}
+
+impl TransactionError for DbError {
+    fn db_cause(&self) -> Option<DbErrorKind> {
+        Some(self.kind)
+    }
+}
+
 /// A `BEGIN` that failed this way opened nothing that a `ROLLBACK` does not end.
 fn begin_may_retry(kind: DbErrorKind) -> bool {
     matches!(kind, DbErrorKind::Busy | DbErrorKind::Interrupted)
@@ -290,9 +317,9 @@ fn begin_may_retry(kind: DbErrorKind) -> bool {
 
 /// A statement inside the transaction that failed this way applied nothing that will
 /// stay: nothing is committed before `COMMIT`, and the attempt is rolled back.
-fn inside_may_retry(err: &ApiError) -> bool {
+fn inside_may_retry<E: TransactionError>(err: &E) -> bool {
     matches!(
-        err.db_cause,
+        err.db_cause(),
         Some(DbErrorKind::Busy | DbErrorKind::Interrupted)
     )
 }
@@ -305,18 +332,18 @@ fn commit_may_retry(kind: DbErrorKind) -> bool {
     kind == DbErrorKind::Busy
 }
 
-fn run_in_transaction<D: Database, T>(
+fn run_in_transaction<D: Database, T, E: TransactionError>(
     db: &D,
     begin: &str,
     within: Duration,
-    mut work: impl FnMut(&D) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
+    mut work: impl FnMut(&D) -> Result<T, E>,
+) -> Result<T, E> {
     let mut backoff = Backoff::new(within);
     // The transient failure that led to this attempt, if it is a rerun.
-    let mut previous: Option<ApiError> = None;
+    let mut previous: Option<E> = None;
     loop {
         let (err, retry) = match db.execute(begin, &[]) {
-            Err(err) if begin_may_retry(err.kind) => (ApiError::from(err), true),
+            Err(err) if begin_may_retry(err.kind) => (E::from(err), true),
             // Not started, so nothing to roll back (and a ROLLBACK here could end a
             // transaction of the caller's). On a rerun, the failure that caused the
             // rerun is the better answer: the client did nothing wrong.
@@ -326,7 +353,7 @@ fn run_in_transaction<D: Database, T>(
                     Ok(_) => return Ok(value),
                     Err(err) => {
                         let retry = commit_may_retry(err.kind);
-                        (ApiError::from(err), retry)
+                        (E::from(err), retry)
                     }
                 },
                 Err(err) => {
