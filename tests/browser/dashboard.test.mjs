@@ -3,7 +3,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { call, freePort, launch, openPage, percentile, seedRun, startServer, tempDir } from './harness.mjs';
+import { randomUUID } from 'node:crypto';
+import { call, freePort, hook, launch, modelCall, openPage, percentile, seedRun, startServer, tempDir } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -19,6 +20,16 @@ async function fresh(env, { websocketPort } = {}) {
 }
 
 const statusCell = (id) => `tr[data-run-id="${id}"] [data-col="status"]`;
+
+/** The runs of a session, the top-level one first. */
+async function sessionRuns(base, session) {
+  const runs = await call(base, 'GET', `/api/runtime/agents?session_id=${session}`);
+  return runs.sort((a, b) => (a.parent_agent_id ? 1 : 0) - (b.parent_agent_id ? 1 : 0));
+}
+
+/** The run ids of a table's rows, top to bottom. */
+const rowOrder = (page, table = 'Runs') => page.locator(`table[aria-label="${table}"] tbody tr`)
+  .evaluateAll((rows) => rows.map((r) => r.dataset.runId));
 
 test('the page loads with its runs table, no console errors and no failed requests', async () => {
   const app = await fresh();
@@ -242,5 +253,162 @@ test('the page and its files are served with types, validators and gzip; unknown
     assert.equal((await missing.json()).error.code, 'not_found');
     const other = await fetch(`${app.base}/no/such/path`);
     assert.equal((await other.json()).error.code, 'not_found');
+  } finally { await app.close(); }
+});
+
+test('a Claude Code session shows its title and project folder, its subagents right under it', async () => {
+  const app = await fresh();
+  try {
+    const session = randomUUID();
+    const prompt = randomUUID();
+    await hook(app.base, session, 'UserPromptSubmit', { prompt: 'Fix the login bug', prompt_id: prompt });
+    // A run with newer activity than the session's, older than its subagent: a list in
+    // plain activity order would put it between the two.
+    const other = await seedRun(app.base, { name: 'ci-builder', session: 'adw-77' });
+    await new Promise((r) => setTimeout(r, 20));
+    await hook(app.base, session, 'SubagentStart', { prompt_id: prompt, agent_id: 'a1', agent_type: 'general-purpose' });
+    const [parent, child] = await sessionRuns(app.base, session);
+    assert.equal(child.parent_agent_id, parent.id);
+
+    const { page, problems } = await openPage(browser, `${app.base}/`);
+    const parentRow = page.locator(`tr[data-run-id="${parent.id}"]`);
+    await parentRow.waitFor();
+    await page.locator('#connection', { hasText: 'live' }).waitFor();
+    const label = await parentRow.locator('[data-col="run"]').innerText();
+    assert.match(label, /Fix the login bug/, 'the title is the run\'s label');
+    assert.doesNotMatch(await parentRow.innerText(), new RegExp(session), 'not the bare session UUID');
+    const project = parentRow.locator('[data-col="project"] [title]');
+    assert.equal(await project.innerText(), 'shop', 'the project folder\'s last segment');
+    assert.equal(await project.getAttribute('title'), '/home/dev/shop', 'the full path on hover');
+
+    // The subagent's row comes right after its parent's, marked.
+    let order = await rowOrder(page);
+    assert.deepEqual(order, [parent.id, child.id, other.id]);
+    assert.match(await page.locator(`tr[data-run-id="${child.id}"] [data-col="run"]`).innerText(), /↳/);
+    assert.doesNotMatch(await parentRow.locator('[data-col="run"]').innerText(), /↳/);
+
+    // A subagent started while the page is open joins its parent through the feed.
+    await page.evaluate(() => { window.__notReloaded = true; });
+    await hook(app.base, session, 'SubagentStart', { prompt_id: prompt, agent_id: 'a2', agent_type: 'Explore' });
+    const second = (await sessionRuns(app.base, session)).find((r) => r.parent_agent_id && r.id !== child.id);
+    await page.locator(`tr[data-run-id="${second.id}"]`).waitFor();
+    order = await rowOrder(page);
+    assert.equal(order[0], parent.id, 'the tree with the newest activity is on top');
+    assert.deepEqual(new Set(order.slice(1, 3)), new Set([child.id, second.id]), 'both subagents right under their parent');
+    assert.equal(order[3], other.id);
+    assert.equal(await page.evaluate(() => window.__notReloaded), true, 'the page did not reload');
+
+    // Filtered so that the parent is not listed: the subagent stands alone and says whose it is.
+    await hook(app.base, session, 'SubagentStop', { prompt_id: prompt, agent_id: 'a1', agent_type: 'general-purpose' });
+    await page.goto(`${app.base}/#/runs?status=completed`);
+    const alone = page.locator(`tr[data-run-id="${child.id}"]`);
+    await alone.waitFor();
+    assert.match(await alone.innerText(), /subagent of/);
+    assert.equal(await page.locator(`tr[data-run-id="${parent.id}"]`).count(), 0);
+
+    // The sessions view names the session by its title and folder too.
+    await page.getByRole('link', { name: 'Sessions' }).click();
+    const card = page.locator(`[data-session-id="${session}"]`);
+    await card.waitFor();
+    assert.match(await card.locator('h3').innerText(), /Fix the login bug/);
+    assert.equal(await card.locator('[title="/home/dev/shop"]').innerText(), 'shop');
+    await page.waitForTimeout(300);
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally { await app.close(); }
+});
+
+test('a run view: a header without "null", model calls under the user prompt they served, its subagents', async () => {
+  const app = await fresh();
+  try {
+    const session = randomUUID();
+    const prompt = randomUUID();
+    await hook(app.base, session, 'UserPromptSubmit', { prompt: 'Add a dark mode toggle to the settings page', prompt_id: prompt });
+    const later = (ms) => new Date(Date.now() + ms).toISOString();
+    await modelCall(app.base, { session, prompt, cost: '0.0123', at: later(100) });
+    await modelCall(app.base, { session, prompt, cost: '0.0077', at: later(300) });
+    await hook(app.base, session, 'SubagentStart', { prompt_id: prompt, agent_id: 'a1', agent_type: 'general-purpose' });
+    await modelCall(app.base, { session, prompt, cost: '0.5', at: later(500), agentId: 'a1' });
+    const [parent, child] = await sessionRuns(app.base, session);
+    const prompts = await call(app.base, 'GET', `/api/runtime/prompts?agent_id=${parent.id}`);
+    const user = prompts.find((p) => p.prompt_type === 'command');
+    const calls = prompts.filter((p) => p.id !== user.id);
+    assert.equal(calls.length, 2, 'the subagent\'s call lands on the subagent\'s run');
+
+    const { page, problems } = await openPage(browser, `${app.base}/#/run/${parent.id}`);
+    const userRow = page.locator(`tr[data-prompt-id="${user.id}"]`);
+    await userRow.waitFor();
+    await page.locator('h2.run-title', { hasText: 'Add a dark mode toggle' }).waitFor();
+    const header = await page.locator('h2.run-title').innerText();
+    const about = await page.locator('.run-about').innerText();
+    const summary = await page.locator('dl[aria-label="Run"]').innerText();
+    for (const text of [header, about, summary]) assert.doesNotMatch(text, /\bnull\b|undefined|NaN/);
+    assert.match(about, /shop/);
+
+    // The user prompt's row counts its model calls and their cost; the calls follow it.
+    await userRow.locator('[data-col="calls"]', { hasText: '2 calls · $0.02' }).waitFor();
+    const order = await page.locator('table[aria-label="Prompts"] tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.promptId));
+    const at = order.indexOf(user.id);
+    assert.deepEqual(new Set(order.slice(at + 1, at + 3)), new Set(calls.map((c) => c.id)), 'the calls sit right under their prompt');
+    for (const c of calls) {
+      const row = page.locator(`tr[data-prompt-id="${c.id}"]`);
+      assert.equal(await row.getAttribute('data-parent-prompt-id'), user.id);
+      assert.match(await row.innerText(), /↳/);
+    }
+
+    // Its subagent, linked, with status and cost.
+    const item = page.locator(`ul[aria-label="Subagents"] li[data-run-id="${child.id}"]`);
+    await item.waitFor();
+    assert.match(await item.innerText(), /\$0\.50/);
+    await item.getByRole('link').click();
+    await page.locator('.run-about', { hasText: 'subagent of' }).waitFor();
+    assert.match(page.url(), new RegExp(`#/run/${child.id}$`));
+    assert.doesNotMatch(await page.locator('main').innerText(), /\bnull\b|undefined/);
+
+    // A run made through the REST API has no title, project or parent: no "null" either.
+    const plain = await seedRun(app.base, { name: 'rest-builder', session: 'adw-1' });
+    await page.goto(`${app.base}/#/run/${plain.id}`);
+    await page.locator('h2.run-title', { hasText: 'rest-builder' }).waitFor();
+    await page.locator('dl[aria-label="Run"]', { hasText: 'initializing' }).waitFor();
+    assert.doesNotMatch(await page.locator('main').innerText(), /\bnull\b|undefined|NaN/);
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally { await app.close(); }
+});
+
+test('a cost that arrives by OTLP after the page loaded shows without a reload (through the feed)', async () => {
+  const app = await fresh();
+  try {
+    const session = randomUUID();
+    const prompt = randomUUID();
+    await hook(app.base, session, 'UserPromptSubmit', { prompt: 'Tidy the README', prompt_id: prompt });
+    const [run] = await sessionRuns(app.base, session);
+    const { page } = await openPage(browser, `${app.base}/`);
+    const cost = page.locator(`tr[data-run-id="${run.id}"] [data-col="cost"]`);
+    await cost.waitFor();
+    await page.locator('#connection', { hasText: 'live' }).waitFor();
+    assert.equal(await cost.innerText(), '$0.00');
+    await page.evaluate(() => { window.__notReloaded = true; });
+    // From here the page's own re-reads of runs go unanswered: only the feed can tell it.
+    const held = [];
+    const hold = (url) => url.pathname.startsWith('/api/runtime/agents');
+    await page.route(hold, (route) => { held.push(route); });
+
+    await modelCall(app.base, { session, prompt, cost: '0.25', input: 1000, output: 234 });
+    await page.locator(`tr[data-run-id="${run.id}"] [data-col="cost"]`, { hasText: '$0.25' }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator(`tr[data-run-id="${run.id}"] [data-col="tokens"]`).innerText(), '1,234');
+
+    // The run's own view follows the next one the same way.
+    await page.unroute(hold);
+    for (const route of held.splice(0)) await route.abort().catch(() => {});
+    await page.goto(`${app.base}/#/run/${run.id}`);
+    await page.locator('dl[aria-label="Run"]', { hasText: '$0.25' }).waitFor();
+    await page.route(hold, (route) => { held.push(route); });
+    await modelCall(app.base, { session, prompt, cost: '0.5' });
+    await page.locator('dl[aria-label="Run"]', { hasText: '$0.75' }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.evaluate(() => window.__notReloaded), true, 'the page did not reload');
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
+    for (const route of held) await route.abort().catch(() => {});
+    await page.close();
   } finally { await app.close(); }
 });

@@ -79,6 +79,29 @@ export async function seedRun(base, { name, session, token }) {
   return call(base, 'POST', '/api/runtime/agents', { orchestrator_agent_id: def.id, session_id: session }, { token });
 }
 
+/** One Claude Code hook delivery, as its HTTP hook posts it (`cwd` defaults to a project). */
+export function hook(base, session, event, fields = {}) {
+  return call(base, 'POST', '/api/ingest/claude-code', {
+    session_id: session, hook_event_name: event, cwd: '/home/dev/shop',
+    transcript_path: `/home/dev/.claude/projects/${session}.jsonl`, ...fields,
+  });
+}
+
+/** One `claude_code.api_request` log record (a model call and its cost) through OTLP/HTTP
+ * JSON, as Claude Code's exporter sends it; `agentId` for a subagent's call. */
+export function modelCall(base, { session, prompt, cost, at = new Date().toISOString(), agentId, input = 100, output = 20, model = 'claude-sonnet-4-5', durationMs = 1500 }) {
+  const attr = (key, value) => ({ key, value: { stringValue: String(value) } });
+  const attributes = [
+    attr('event.name', 'api_request'), attr('session.id', session), attr('prompt.id', prompt),
+    attr('event.timestamp', at), attr('model', model), attr('cost_usd', cost),
+    attr('input_tokens', input), attr('output_tokens', output), attr('duration_ms', durationMs),
+    ...(agentId ? [attr('agent_id', agentId)] : []),
+  ];
+  const timeUnixNano = `${BigInt(Date.parse(at)) * 1_000_000n}`;
+  return call(base, 'POST', '/v1/logs', { resourceLogs: [{ resource: { attributes: [] }, scopeLogs: [{
+    logRecords: [{ timeUnixNano, body: { stringValue: 'claude_code.api_request' }, attributes }] }] }] });
+}
+
 export async function launch() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',

@@ -1,16 +1,21 @@
-// Seeds a small fleet through the API and saves docs/dashboard.png (run by hand after
+// Seeds a small fleet and saves docs/dashboard.png (run by hand after
 // `cargo build --release -p orchestrator-cli` and the components build: `npm run screenshot`).
+// ADW runs come through the REST API; two Claude Code sessions come the way a real one
+// reports, by hooks and OTLP telemetry, so the picture shows titles, project folders, a
+// subagent under its session's run and costs from model calls.
 
 import path from 'node:path';
-import { call, freePort, launch, repo, seedRun, startServer, tempDir } from './harness.mjs';
+import { randomUUID } from 'node:crypto';
+import { call, freePort, hook, launch, modelCall, repo, seedRun, startServer, tempDir } from './harness.mjs';
 
 const tmp = tempDir();
 const port = await freePort();
 const app = await startServer({ port, database: path.join(tmp.dir, 'orchestrator.db') });
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 try {
   const fleet = [
+    ['tester', 'adw-4120', 'completed'], ['builder-2', 'adw-4120', 'failed'],
     ['planner', 'adw-4121', 'reviewing'], ['builder', 'adw-4121', 'executing'], ['reviewer', 'adw-4121', 'planning'],
-    ['tester', 'adw-4120', 'completed'], ['builder-2', 'adw-4120', 'failed'], ['claude-code', '9f3c2a7e-claude-session', 'executing'],
   ];
   for (const [name, session, status] of fleet) {
     const run = await seedRun(app.base, { name, session });
@@ -19,7 +24,28 @@ try {
       await call(app.base, 'PATCH', `/api/runtime/prompts/${p.id}`, { status: 'completed', tokens_input: 1800 + i * 700, tokens_output: 420 + i * 90, cost_usd: 0.031 + i * 0.012, latency_ms: 2100 });
     }
     await call(app.base, 'PATCH', `/api/runtime/agents/${run.id}`, { status, ...(status === 'failed' ? { error_message: 'tests failed' } : {}) });
+    await pause(20);
   }
+
+  // A finished Claude Code session in one project…
+  const done = randomUUID();
+  const donePrompt = randomUUID();
+  await hook(app.base, done, 'UserPromptSubmit', { cwd: '/home/dev/webapp', prompt: 'Add a dark mode toggle to the settings page', prompt_id: donePrompt });
+  await modelCall(app.base, { session: done, prompt: donePrompt, cost: '0.0412', input: 5200, output: 830 });
+  await modelCall(app.base, { session: done, prompt: donePrompt, cost: '0.0268', input: 3900, output: 410 });
+  await hook(app.base, done, 'Stop', { cwd: '/home/dev/webapp', prompt_id: donePrompt });
+  await hook(app.base, done, 'SessionEnd', { cwd: '/home/dev/webapp', prompt_id: donePrompt });
+  await pause(20);
+
+  // …and one at work in another, with a subagent exploring the code for it.
+  const live = randomUUID();
+  const livePrompt = randomUUID();
+  await hook(app.base, live, 'UserPromptSubmit', { cwd: '/home/dev/shop', prompt: 'Fix the login bug: sessions expire after one minute', prompt_id: livePrompt });
+  await modelCall(app.base, { session: live, prompt: livePrompt, cost: '0.0187', input: 4100, output: 260 });
+  await hook(app.base, live, 'PreToolUse', { cwd: '/home/dev/shop', prompt_id: livePrompt, tool_name: 'Task', tool_use_id: 'toolu_01', tool_input: { description: 'Find the session code' } });
+  await hook(app.base, live, 'SubagentStart', { cwd: '/home/dev/shop', prompt_id: livePrompt, agent_id: 'a1', agent_type: 'Explore' });
+  await modelCall(app.base, { session: live, prompt: livePrompt, cost: '0.0094', input: 2600, output: 180, agentId: 'a1', model: 'claude-haiku-4-5' });
+
   const browser = await launch();
   const page = await browser.newPage({ viewport: { width: 1200, height: 560 } });
   await page.goto(`${app.base}/`);

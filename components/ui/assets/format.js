@@ -28,6 +28,30 @@ export function count(n) {
   return (Number(n) || 0).toLocaleString('en-US');
 }
 
+/** What a run is about, for a person: its title, else its definition's name. */
+export function runLabel(run) {
+  return run.title || run.agent_name || run.orchestrator_agent_id || run.id;
+}
+
+/** The last segment of a folder path ("/home/dev/shop/" → "shop"), for a short label. */
+export function folderName(path) {
+  const parts = String(path).split(/[\\/]+/).filter(Boolean);
+  return parts.length ? parts[parts.length - 1] : String(path);
+}
+
+/** A project folder: its last segment, the whole path as a title; a dash when unknown. */
+export function projectLabel(path) {
+  if (!path) return el('span', { class: 'empty', text: '—' });
+  return el('span', { class: 'project', title: path, text: folderName(path) });
+}
+
+/** A long id (a UUID) cut to its first 8 characters, the whole id as a title. */
+export function shortId(id) {
+  const s = String(id);
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-/i.test(s)) return el('span', { text: s });
+  return el('span', { title: s, text: `${s.slice(0, 8)}…` });
+}
+
 export function tokens(run) {
   return count((run.tokens_input || 0) + (run.tokens_output || 0));
 }

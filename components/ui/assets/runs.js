@@ -1,22 +1,50 @@
-// The runs table: one <tr> per run, newest activity first, filterable by status and
-// searchable (q). Feed events update the one row they change (or insert it); a light
-// refresh every 5 s picks up what the feed does not carry (cost and tokens of prompts).
+// The runs table: one <tr> per run, what it is about (its title, else its definition's
+// name) and the project folder it worked in. Newest activity first; a subagent run sits
+// right under its parent's row, indented and marked "↳" (a parent not in the list leaves
+// it a row of its own, with a "subagent of …" hint). Filterable by status and searchable
+// (q). Feed events update the one row they change (or insert it) and move rows only where
+// the order asks; a light refresh every 5 s picks up what the feed does not carry.
 // It shows the newest PAGE runs; "Show more" extends it a page at a time (the refresh then
 // reads the longer list, up to the API's 1,000 a request, then page by page).
 
 import { api } from './api.js';
 import { onEvent } from './feed.js';
-import { el, statusBadge, money, tokens, when, RUN_STATUSES, setHashParams } from './format.js';
+import { el, statusBadge, money, tokens, when, runLabel, projectLabel, shortId, RUN_STATUSES, setHashParams } from './format.js';
 
 const PAGE = 200;
 const API_MAX_LIMIT = 1000;
+/** Deeper nesting than this is drawn at this depth (a tree that deep is a data error). */
+const MAX_DEPTH = 8;
 
-const COLUMNS = ['Definition', 'Session', 'Status', 'Cost', 'Tokens', 'Last activity'];
+const COLUMNS = ['Run', 'Project', 'Session', 'Status', 'Cost', 'Tokens', 'Last activity'];
+const COLUMN_CLASS = { Project: 'optional', Session: 'optional', Cost: 'num', Tokens: 'num', 'Last activity': 'optional' };
 
-function rowCells(run) {
+/** The header row of a runs table (the runs list and a session's runs share it). */
+export function runsHeader() {
+  return el('thead', {}, el('tr', {}, COLUMNS.map((c) => el('th', { scope: 'col', class: COLUMN_CLASS[c], text: c }))));
+}
+
+/** The run's own cell: "↳" and an indent for a subagent under its parent, the title (or
+ * the definition's name) as the link, the definition's name beside a title, and for a
+ * subagent whose parent is not listed, which run it belongs to. */
+function labelCell(run, place) {
+  const td = el('td', { class: 'label', 'data-col': 'run', style: place.depth ? `--depth: ${place.depth}` : undefined });
+  if (place.depth) {
+    td.append(el('span', { class: 'marker', 'aria-hidden': 'true', text: '↳' }), el('span', { class: 'visually-hidden', text: 'subagent: ' }));
+  }
+  td.append(el('a', { href: `#/run/${run.id}`, text: runLabel(run) }));
+  if (run.title && run.agent_name) td.append(' ', el('span', { class: 'sub', text: run.agent_name }));
+  if (place.orphanOf) {
+    td.append(' ', el('span', { class: 'hint' }, '(subagent of ', el('a', { href: `#/run/${run.parent_agent_id}`, text: place.orphanOf }), ')'));
+  }
+  return td;
+}
+
+function rowCells(run, place) {
   return [
-    el('td', {}, el('a', { href: `#/run/${run.id}`, text: run.agent_name || run.orchestrator_agent_id })),
-    el('td', { class: 'wrap' }, el('a', { href: `#/session/${encodeURIComponent(run.session_id)}`, text: run.session_id })),
+    labelCell(run, place),
+    el('td', { class: 'optional', 'data-col': 'project' }, projectLabel(run.project)),
+    el('td', { class: 'optional', 'data-col': 'session' }, el('a', { href: `#/session/${encodeURIComponent(run.session_id)}` }, shortId(run.session_id))),
     el('td', { 'data-col': 'status' }, statusBadge(run.status)),
     el('td', { class: 'num', 'data-col': 'cost' }, money(run.cost_usd)),
     el('td', { class: 'num', 'data-col': 'tokens' }, tokens(run)),
@@ -24,57 +52,127 @@ function rowCells(run) {
   ];
 }
 
+/** What a row shows of a run: a change to any of these redraws the row's cells. */
+function runKey(run) {
+  return [run.status, run.cost_usd, run.tokens_input, run.tokens_output, run.last_activity_at, run.agent_name,
+    run.title ?? null, run.project ?? null, run.parent_agent_id ?? null, run.session_id];
+}
+
+const activityOf = (run) => run.last_activity_at || run.started_at || '';
+
 /** Keep a table body in step with a set of runs, touching only rows that changed. */
 export class RunRows {
   constructor(tbody, matches = () => true) {
     this.tbody = tbody;
     this.matches = matches;
+    /** run id → { run, tr, shown }: `shown` is what the row's cells were drawn from. */
     this.rows = new Map();
+    /** run id → label, for every run seen: names the parent in a "subagent of" hint. */
+    this.labels = new Map();
   }
 
-  key(run) { return JSON.stringify([run.status, run.cost_usd, run.tokens_input, run.tokens_output, run.last_activity_at, run.agent_name]); }
-
-  upsert(run, flash = false) {
+  /** Take a run as it now is (from the feed or a list); `arrange` false defers the
+   * ordering to the caller (a whole list is arranged once). */
+  upsert(run, flash = false, arrange = true) {
+    this.labels.set(run.id, runLabel(run));
     const existing = this.rows.get(run.id);
     if (!this.matches(run)) {
-      if (existing) { existing.tr.remove(); this.rows.delete(run.id); }
+      if (existing) {
+        existing.tr.remove();
+        this.rows.delete(run.id);
+        if (arrange) this.arrange();
+      }
       return;
     }
-    const activity = run.last_activity_at || run.started_at;
     if (existing) {
-      if (existing.key === this.key(run)) return;
-      existing.tr.replaceChildren(...rowCells(run));
-      existing.key = this.key(run);
-      existing.activity = activity;
+      if (JSON.stringify(runKey(existing.run)) === JSON.stringify(runKey(run))) return;
+      existing.run = run;
       if (flash) { existing.tr.classList.remove('flash'); void existing.tr.offsetWidth; existing.tr.classList.add('flash'); }
-      this.place(existing);
-      return;
+    } else {
+      const tr = el('tr', { 'data-run-id': run.id, class: flash ? 'flash' : undefined });
+      this.rows.set(run.id, { run, tr, shown: null });
     }
-    const tr = el('tr', { 'data-run-id': run.id }, rowCells(run));
-    const entry = { tr, key: this.key(run), activity };
-    this.rows.set(run.id, entry);
-    this.place(entry);
-    if (flash) tr.classList.add('flash');
+    if (arrange) this.arrange();
   }
 
-  /** Newest activity first: move the row up to its place (the common case is the top). */
-  place(entry) {
-    let before = this.tbody.firstElementChild;
-    while (before) {
-      const other = this.rows.get(before.dataset.runId);
-      if (before !== entry.tr && other && other.activity <= entry.activity) break;
-      before = before.nextElementSibling;
+  /** The rows' order: top-level runs (no parent in the list) newest activity first — a
+   * tree counts its newest subagent's activity — each followed by its subagents, oldest
+   * first, at any depth. Redraws a row whose run or place changed and moves only the
+   * rows that are out of place. */
+  arrange() {
+    const children = new Map();
+    const tops = [];
+    for (const entry of this.rows.values()) {
+      const parent = entry.run.parent_agent_id;
+      if (parent && parent !== entry.run.id && this.rows.has(parent)) {
+        if (!children.has(parent)) children.set(parent, []);
+        children.get(parent).push(entry);
+      } else {
+        tops.push(entry);
+      }
     }
-    if (before !== entry.tr) this.tbody.insertBefore(entry.tr, before);
+    // A tree's newest activity, memoised; a cycle (not possible through the API) ends the walk.
+    const newest = new Map();
+    const treeActivity = (entry, seen = new Set()) => {
+      if (newest.has(entry.run.id)) return newest.get(entry.run.id);
+      seen.add(entry.run.id);
+      let latest = activityOf(entry.run);
+      for (const child of children.get(entry.run.id) || []) {
+        if (seen.has(child.run.id)) continue;
+        const a = treeActivity(child, seen);
+        if (a > latest) latest = a;
+      }
+      newest.set(entry.run.id, latest);
+      return latest;
+    };
+    const byIdDesc = (a, b) => (a.run.id < b.run.id ? 1 : a.run.id > b.run.id ? -1 : 0);
+    tops.sort((a, b) => {
+      const x = treeActivity(a);
+      const y = treeActivity(b);
+      return x < y ? 1 : x > y ? -1 : byIdDesc(a, b);
+    });
+    const order = [];
+    const placed = new Set();
+    const visit = (entry, depth) => {
+      if (placed.has(entry.run.id)) return;
+      placed.add(entry.run.id);
+      const parent = entry.run.parent_agent_id;
+      const orphanOf = depth === 0 && parent && !this.rows.has(parent) ? (this.labels.get(parent) || `run ${parent.slice(0, 8)}`) : null;
+      order.push({ entry, place: { depth: Math.min(depth, MAX_DEPTH), orphanOf } });
+      const kids = (children.get(entry.run.id) || []).slice().sort((a, b) => {
+        const x = a.run.started_at || '';
+        const y = b.run.started_at || '';
+        return x < y ? -1 : x > y ? 1 : -byIdDesc(a, b);
+      });
+      for (const kid of kids) visit(kid, depth + 1);
+    };
+    for (const entry of tops) visit(entry, 0);
+    // Runs in a parent cycle are reachable from no top: list them at the top level.
+    for (const entry of this.rows.values()) visit(entry, 0);
+
+    let cursor = this.tbody.firstElementChild;
+    for (const { entry, place } of order) {
+      const shown = JSON.stringify([runKey(entry.run), place]);
+      if (entry.shown !== shown) {
+        entry.tr.replaceChildren(...rowCells(entry.run, place));
+        if (place.depth) entry.tr.dataset.parentId = entry.run.parent_agent_id;
+        else delete entry.tr.dataset.parentId;
+        entry.tr.classList.toggle('subagent', place.depth > 0);
+        entry.shown = shown;
+      }
+      if (cursor === entry.tr) cursor = cursor.nextElementSibling;
+      else this.tbody.insertBefore(entry.tr, cursor);
+    }
   }
 
   /** A fresh list from the API: update what changed, drop what is gone. */
   replace(runs) {
     const seen = new Set();
-    for (const run of runs) { seen.add(run.id); this.upsert(run); }
+    for (const run of runs) { seen.add(run.id); this.upsert(run, false, false); }
     for (const [id, entry] of this.rows) {
       if (!seen.has(id)) { entry.tr.remove(); this.rows.delete(id); }
     }
+    this.arrange();
   }
 }
 
@@ -84,14 +182,12 @@ export function renderRuns(main, params) {
   const statusSelect = el('select', { id: 'filter-status', name: 'status' },
     el('option', { value: '', text: 'all statuses' }),
     RUN_STATUSES.map((s) => el('option', { value: s, text: s, selected: s === status })));
-  const search = el('input', { id: 'filter-q', name: 'q', type: 'search', value: q, placeholder: 'definition or session' });
+  const search = el('input', { id: 'filter-q', name: 'q', type: 'search', value: q, placeholder: 'title, folder, definition or session' });
   const tbody = el('tbody');
   const empty = el('p', { class: 'empty', text: 'No runs yet.' });
   const more = el('button', { type: 'button', class: 'secondary', id: 'runs-more', hidden: true, text: `Show ${PAGE} more` });
   let wanted = PAGE;
-  const table = el('table', { 'aria-label': 'Runs' },
-    el('thead', {}, el('tr', {}, COLUMNS.map((c, i) => el('th', { scope: 'col', class: [3, 4].includes(i) ? 'num' : i === 5 ? 'optional' : undefined, text: c })))),
-    tbody);
+  const table = el('table', { 'aria-label': 'Runs' }, runsHeader(), tbody);
   main.replaceChildren(
     el('h2', { text: 'Runs' }),
     el('div', { class: 'toolbar', role: 'search' },
@@ -103,7 +199,7 @@ export function renderRuns(main, params) {
 
   const needle = q.toLowerCase();
   const rows = new RunRows(tbody, (run) => (!status || run.status === status)
-    && (!needle || (run.agent_name || '').toLowerCase().includes(needle) || run.session_id.toLowerCase().includes(needle)));
+    && (!needle || [run.agent_name, run.session_id, run.title, run.project].some((v) => (v || '').toLowerCase().includes(needle))));
   const showEmpty = () => { empty.hidden = rows.rows.size > 0; };
 
   const load = async () => {
