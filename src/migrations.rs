@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_incremental_roll_up",
         sql: include_str!("../migrations/0004_incremental_roll_up.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_ingest_fidelity",
+        sql: include_str!("../migrations/0005_ingest_fidelity.sql"),
+    },
 ];
 
 /// The schema version this build expects.

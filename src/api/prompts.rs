@@ -18,6 +18,7 @@ pub fn list<D: Database>(
     let filter = PromptFilter {
         agent_id: q.id_filter("agent_id")?,
         status: q.enum_filter("status", PromptStatus::parse, PromptStatus::list)?,
+        parent_prompt_id: q.id_filter("parent_prompt_id")?,
     };
     let page = Page::parse(q.get("limit"), q.get("offset"))?;
     Ok(Response::json(200, &store::list(&open()?, &filter, page)?))

@@ -47,6 +47,8 @@ pub fn create<D: Database>(
         "parent_agent_id",
         "context",
         "config",
+        "title",
+        "project",
     ])?;
     let new = NewRun {
         orchestrator_agent_id: body
@@ -65,6 +67,8 @@ pub fn create<D: Database>(
             .object("config")?
             .optional()
             .unwrap_or_else(|| "{}".into()),
+        title: body.string("title", store::MAX_TITLE)?.optional(),
+        project: body.string("project", store::MAX_PROJECT)?.optional(),
     };
     let run = store::create(&open()?, new)?;
     Ok(created(format!("/api/runtime/agents/{}", run.id), &run))
@@ -87,7 +91,7 @@ pub fn update<D: Database>(
     input: &Input,
 ) -> Result<Response, ApiError> {
     let body = input.body()?;
-    body.only(&["status", "error_message", "context"])?;
+    body.only(&["status", "error_message", "context", "title", "project"])?;
     let changes = RunChanges {
         status: body
             .one_of("status", RunStatus::parse, RunStatus::list)?
@@ -98,6 +102,8 @@ pub fn update<D: Database>(
             Field::Null => Some("{}".into()),
             Field::Value(v) => Some(v),
         },
+        title: body.string("title", store::MAX_TITLE)?.for_update(),
+        project: body.string("project", store::MAX_PROJECT)?.for_update(),
     };
     let id = path_id(raw_id, "runtime agent")?;
     match store::update(&open()?, &id, changes)? {

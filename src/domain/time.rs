@@ -35,6 +35,23 @@ pub fn parse_rfc3339(raw: &str) -> Option<String> {
     (0..=9999).contains(&t.year()).then(|| format_rfc3339(t))
 }
 
+/// A time given as nanoseconds since the Unix epoch (OTLP's `time_unix_nano`) in the API's
+/// format; `None` for 0 (OTLP's "unknown") and for times outside four-digit years.
+pub fn from_unix_nanos(nanos: u64) -> Option<String> {
+    if nanos == 0 {
+        return None;
+    }
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).ok()?;
+    (0..=9999).contains(&t.year()).then(|| format_rfc3339(t))
+}
+
+/// An API-format time moved back by `millis` (a call's start from its end and duration).
+pub fn minus_millis(time: &str, millis: i64) -> Option<String> {
+    let t = OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()?;
+    let t = t.checked_sub(time::Duration::milliseconds(millis.max(0)))?;
+    (0..=9999).contains(&t.year()).then(|| format_rfc3339(t))
+}
+
 /// A time as stored by any writer, in the API's shape. The API writes exactly that shape
 /// (returned as is, without parsing); other programs write what SQLite reads as a time:
 /// `datetime('now')`'s `YYYY-MM-DD HH:MM:SS` (UTC), with or without fractions, `T` or a

@@ -106,9 +106,11 @@ pub fn apply<D: Database>(
         definition = Some(id.clone());
         Ok(id)
     };
+    let cwd = text(event, "cwd");
     let main_key = format!("run:cc:{claude_session}");
     let main = match sink::run_for_key(db, &main_key)? {
-        Some(run) => run,
+        // A run that telemetry created first learns its folder from the first hook.
+        Some(run) => sink::describe(db, run, None, cwd)?,
         None => sink::ensure_run(
             db,
             RunSpec {
@@ -118,9 +120,11 @@ pub fn apply<D: Database>(
                 parent_agent_id: None,
                 context: json!({"claude_code": {
                     "session_id": claude_session,
-                    "cwd": text(event, "cwd"),
+                    "cwd": cwd,
                     "transcript_path": text(event, "transcript_path"),
                 }}),
+                title: None,
+                project: cwd,
             },
         )?,
     };
@@ -129,7 +133,7 @@ pub fn apply<D: Database>(
         Some(agent_id) if !is_final(&main) || run_exists(db, &claude_session, agent_id)? => {
             let key = format!("run:cc:{claude_session}:{agent_id}");
             match sink::run_for_key(db, &key)? {
-                Some(run) => run,
+                Some(run) => sink::describe(db, run, text(event, "agent_type"), cwd)?,
                 None => sink::ensure_run(
                     db,
                     RunSpec {
@@ -142,6 +146,9 @@ pub fn apply<D: Database>(
                             "agent_id": agent_id,
                             "agent_type": text(event, "agent_type"),
                         }}),
+                        // A subagent is named by its type ("Explore", "code-reviewer").
+                        title: text(event, "agent_type").map(str::to_owned),
+                        project: cwd,
                     },
                 )?,
             }
@@ -156,8 +163,11 @@ pub fn apply<D: Database>(
     match name {
         "SessionStart" => {}
         "UserPromptSubmit" => {
+            let prompt = text(event, "prompt").unwrap_or("");
+            // The session's first prompt names it, before the move that shows it.
+            let run = sink::describe(db, run, Some(prompt), None)?;
             let run = sink::move_run(db, run, RunStatus::Planning, None)?;
-            open_prompt(db, &run, text(event, "prompt").unwrap_or(""))?;
+            open_prompt(db, &run, prompt, text(event, "prompt_id"))?;
         }
         "PreToolUse" => {
             sink::move_run(db, run, RunStatus::Executing, None)?;
@@ -188,11 +198,9 @@ pub fn apply<D: Database>(
             sink::move_run(db, run, RunStatus::Completed, None)?;
         }
         "StopFailure" => {
-            let error = text(event, "error")
-                .or_else(|| text(event, "error_message"))
-                .unwrap_or("Claude Code reported StopFailure");
-            close_prompt(db, &run, "failed", None, Some(error))?;
-            sink::move_run(db, run, RunStatus::Failed, Some(error))?;
+            let error = failure_message(event);
+            close_prompt(db, &run, "failed", None, Some(&error))?;
+            sink::move_run(db, run, RunStatus::Failed, Some(&error))?;
         }
         "SessionEnd" => {
             sink::move_run(db, run, RunStatus::Completed, None)?;
@@ -236,6 +244,19 @@ pub fn apply<D: Database>(
     Ok(())
 }
 
+/// What a StopFailure says failed: Claude Code's `error` is only a category (`unknown`,
+/// `rate_limit`…); the words a person needs are its `last_assistant_message` ("API Error:
+/// 400 …"). Both when both are there: `API Error: 400 … (error: unknown)`.
+pub fn failure_message(event: &Map<String, Json>) -> String {
+    let category = text(event, "error").or_else(|| text(event, "error_message"));
+    match (text(event, "last_assistant_message"), category) {
+        (Some(words), Some(category)) => format!("{words} (error: {category})"),
+        (Some(words), None) => words.to_owned(),
+        (None, Some(category)) => format!("Claude Code stopped on an error: {category}"),
+        (None, None) => "Claude Code reported StopFailure".to_owned(),
+    }
+}
+
 fn is_final(run: &Run) -> bool {
     RunStatus::parse(&run.status).is_some_and(RunStatus::is_final)
 }
@@ -260,30 +281,54 @@ fn once<D: Database>(
     Ok(())
 }
 
-/// A UserPromptSubmit: a `pending` prompt, unless the run's open prompt has this very
-/// text (a redelivery: Claude Code sends nothing that tells two identical prompts apart,
-/// so an identical prompt counts as new only once the previous one is closed).
-fn open_prompt<D: Database>(db: &D, run: &Run, prompt: &str) -> Result<(), ApiError> {
+/// A UserPromptSubmit: a `pending` prompt, unless it was recorded before — by Claude
+/// Code's `prompt_id` when the event has one, else by its text among the run's open
+/// prompts (an older Claude Code sends nothing else that tells two identical prompts apart,
+/// so an identical prompt counts as new only once the previous one is closed). Model calls
+/// that arrived first naming this `prompt_id` become its children.
+fn open_prompt<D: Database>(
+    db: &D,
+    run: &Run,
+    prompt: &str,
+    source_prompt_id: Option<&str>,
+) -> Result<(), ApiError> {
     let prompt = sink::truncate(prompt, sink::MAX_PROMPT_TEXT);
-    let open = db.execute(
-        "SELECT 1 FROM prompts WHERE agent_id = ?1 AND status IN ('pending', 'streaming') \
-         AND prompt_text = ?2 LIMIT 1",
-        &[run.id.as_str().into(), prompt.as_str().into()],
-    )?;
-    if !open.is_empty() {
+    let seen = match source_prompt_id {
+        Some(source) => db.execute(
+            "SELECT 1 FROM prompts WHERE agent_id = ?1 AND source_prompt_id = ?2 \
+             AND prompt_name = 'UserPromptSubmit' LIMIT 1",
+            &[
+                run.id.as_str().into(),
+                sink::truncate(source, sink::MAX_SESSION_ID).into(),
+            ],
+        )?,
+        None => db.execute(
+            "SELECT 1 FROM prompts WHERE agent_id = ?1 AND status IN ('pending', 'streaming') \
+             AND prompt_text = ?2 LIMIT 1",
+            &[run.id.as_str().into(), prompt.as_str().into()],
+        )?,
+    };
+    if !seen.is_empty() {
         return Ok(());
     }
+    let id = crate::domain::Id::new_v4();
     db.execute(
         "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, status, \
-         tokens_input, tokens_output, cost_usd, created_at) \
-         VALUES (?1, ?2, 'command', 'UserPromptSubmit', ?3, 'pending', 0, 0, 0, ?4)",
+         tokens_input, tokens_output, cost_usd, created_at, source_prompt_id) \
+         VALUES (?1, ?2, 'command', 'UserPromptSubmit', ?3, 'pending', 0, 0, 0, ?4, ?5)",
         &[
-            crate::domain::Id::new_v4().into(),
+            id.as_str().into(),
             run.id.as_str().into(),
             prompt.into(),
             crate::domain::time::now_rfc3339().into(),
+            source_prompt_id
+                .map(|s| sink::truncate(s, sink::MAX_SESSION_ID))
+                .into(),
         ],
     )?;
+    if let Some(source) = source_prompt_id {
+        sink::link_calls(db, id.as_str(), source)?;
+    }
     Ok(())
 }
 
@@ -315,7 +360,9 @@ fn close_prompt<D: Database>(
 }
 
 /// A PostToolUse / PostToolUseFailure: one `tool_call` log per `tool_use_id` (else per
-/// content), with excerpts of the input and the response.
+/// content), with excerpts of the input and the response. When Claude Code's telemetry
+/// reported the call first (`claude_code.tool_result`, same `tool_use_id`), its log is
+/// completed with what the hook adds instead of a second log.
 fn tool_call<D: Database>(
     db: &D,
     run: &Run,
@@ -325,13 +372,6 @@ fn tool_call<D: Database>(
 ) -> Result<(), ApiError> {
     let tool = text(event, "tool_name").unwrap_or("(unnamed tool)");
     let tool_use_id = text(event, "tool_use_id");
-    let key = match tool_use_id {
-        Some(id) => format!("tool:{session}:{id}"),
-        None => format!("hash:{}", sink::digest(&Json::Object(event.clone()))),
-    };
-    if !sink::claim(db, &key, &run.id)? {
-        return Ok(());
-    }
     let error = text(event, "error");
     let mut details = json!({
         "hook_event_name": text(event, "hook_event_name"),
@@ -352,7 +392,22 @@ fn tool_call<D: Database>(
     } else {
         (LogLevel::Info, tool.to_owned())
     };
-    sink::log(db, &run.id, level, LogType::ToolCall, &message, &details)?;
+    let Some(tool_use_id) = tool_use_id else {
+        let key = format!("hash:{}", sink::digest(&Json::Object(event.clone())));
+        if sink::claim(db, &key, &run.id)? {
+            sink::log(db, &run.id, level, LogType::ToolCall, &message, &details)?;
+        }
+        return Ok(());
+    };
+    let call = sink::ToolCall {
+        session,
+        tool_use_id,
+        part: sink::ToolCallPart::Hook,
+        level,
+        message,
+        details,
+    };
+    sink::tool_call(db, &run.id, call)?;
     Ok(())
 }
 

@@ -49,6 +49,7 @@ use super::hooks::excerpt;
 use super::otlp::{self, Attrs, Outcome};
 use super::sink::{self, Call, LogRow, RunSpec};
 use crate::db::Database;
+use crate::domain::time::from_unix_nanos;
 use crate::domain::{AgentName, AgentType, Id, LogLevel, LogType, RunStatus};
 use crate::error::ApiError;
 use crate::store::runs::{self, Run};
@@ -464,6 +465,8 @@ impl<D: Database> Batch<'_, D> {
             session_id: &session.id,
             parent_agent_id: None,
             context: span.context(session),
+            title: None,
+            project: None,
         })
     }
 
@@ -482,6 +485,9 @@ impl<D: Database> Batch<'_, D> {
             session_id: &parent.session_id,
             parent_agent_id: Some(&parent.id),
             context: span.context(session),
+            // An agent span names what the child run does.
+            title: span.attrs().text("gen_ai.agent.description"),
+            project: None,
         })
     }
 
@@ -554,6 +560,10 @@ impl<D: Database> Batch<'_, D> {
                         .max(0.0),
                     latency_ms: span.latency_ms(),
                     failed: span.error.clone(),
+                    // The call's own times: the span's start and end.
+                    started_at: from_unix_nanos(span.start_ns),
+                    ended_at: from_unix_nanos(span.end_ns),
+                    source_prompt_id: None,
                 };
                 self.prompts.push((run.id.clone(), call));
                 Ok(run)

@@ -70,6 +70,8 @@ pub struct RunSpec<'a> {
     pub session_id: &'a str,
     pub parent_agent_id: Option<&'a str>,
     pub context: serde_json::Value,
+    pub title: Option<String>,
+    pub project: Option<&'a str>,
 }
 
 /// The run `spec.key` names, created in `initializing` (with its first `state_change` row)
@@ -89,6 +91,8 @@ pub fn ensure_run<D: Database>(db: &D, spec: RunSpec<'_>) -> Result<Run, ApiErro
             parent_agent_id: spec.parent_agent_id.map(|p| id_of(p, "run")).transpose()?,
             context: spec.context.to_string(),
             config: "{}".into(),
+            title: spec.title.as_deref().and_then(title),
+            project: spec.project.map(|p| cut_chars(p, runs::MAX_PROJECT)),
         },
     )?;
     db.execute(
@@ -96,6 +100,53 @@ pub fn ensure_run<D: Database>(db: &D, spec: RunSpec<'_>) -> Result<Run, ApiErro
         &[spec.key.into(), run.id.as_str().into()],
     )?;
     Ok(run)
+}
+
+/// Fill what a run lacked of its title and project (a run created by telemetry learns its
+/// folder from the first hook; a session's first prompt names it). Nothing else changes;
+/// the next feed event carries them.
+pub fn describe<D: Database>(
+    db: &D,
+    run: Run,
+    new_title: Option<&str>,
+    project: Option<&str>,
+) -> Result<Run, ApiError> {
+    let new_title = new_title.filter(|_| run.title.is_none()).and_then(title);
+    let project = project
+        .filter(|_| run.project.is_none())
+        .map(|p| cut_chars(p, runs::MAX_PROJECT));
+    if new_title.is_none() && project.is_none() {
+        return Ok(run);
+    }
+    db.execute(
+        "UPDATE agents SET title = COALESCE(title, ?2), project = COALESCE(project, ?3) \
+         WHERE id = ?1",
+        &[run.id.as_str().into(), new_title.into(), project.into()],
+    )?;
+    let id = Id::parse(&run.id).ok_or_else(|| ApiError::internal("stored run id"))?;
+    runs::get(db, &id)?.ok_or_else(|| ApiError::internal("a run just updated is gone"))
+}
+
+/// The most of a prompt a title keeps, in characters (then `…`).
+pub const TITLE_CHARS: usize = 80;
+
+/// A title from free text: whitespace runs collapsed to one space, cut to
+/// [`TITLE_CHARS`] characters with `…` when it was longer; `None` for blank text.
+pub fn title(text: &str) -> Option<String> {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.is_empty() {
+        return None;
+    }
+    if flat.chars().count() <= TITLE_CHARS {
+        return Some(flat);
+    }
+    let cut: String = flat.chars().take(TITLE_CHARS).collect();
+    Some(format!("{}…", cut.trim_end()))
+}
+
+/// `text` cut to at most `max` characters.
+fn cut_chars(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 /// Move a run to `to` as a PATCH would: a final run and the same status change nothing
@@ -228,6 +279,74 @@ pub fn logs<D: Database>(db: &D, logs: &[LogRow<'_>]) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Which report of a tool call this is: Claude Code sends two for each call, a
+/// PostToolUse hook and a `claude_code.tool_result` telemetry record, with the same
+/// `tool_use_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolCallPart {
+    Hook,
+    Telemetry,
+}
+
+impl ToolCallPart {
+    /// The key of `details` only this part writes: present once this part was applied.
+    fn marker(self) -> &'static str {
+        match self {
+            ToolCallPart::Hook => "$.hook_event_name",
+            ToolCallPart::Telemetry => "$.telemetry",
+        }
+    }
+}
+
+/// One report of a tool call, as its `tool_call` log would have it.
+pub struct ToolCall<'a> {
+    pub session: &'a str,
+    pub tool_use_id: &'a str,
+    pub part: ToolCallPart,
+    pub level: LogLevel,
+    pub message: String,
+    /// Must hold `tool_use_id` at the top, and the part's marker key.
+    pub details: serde_json::Value,
+}
+
+/// One `tool_call` log per tool call, whichever report comes first: the first writes the
+/// log (on `run_id`), the other completes it — its details merged in (RFC 7396), an error
+/// level and message kept — and never writes a second log. A report applied before
+/// changes nothing.
+pub fn tool_call<D: Database>(db: &D, run_id: &str, call: ToolCall<'_>) -> Result<(), DbError> {
+    let key = format!("tool:{}:{}", call.session, call.tool_use_id);
+    if claim(db, &key, run_id)? {
+        return log(
+            db,
+            run_id,
+            call.level,
+            LogType::ToolCall,
+            &call.message,
+            &call.details,
+        );
+    }
+    let failed = call.level == LogLevel::Error;
+    db.execute(
+        &format!(
+            "UPDATE agent_logs SET details = json_patch(COALESCE(details, '{{}}'), ?3), \
+             log_level = CASE WHEN ?4 THEN 'ERROR' ELSE log_level END, \
+             message = CASE WHEN ?4 THEN ?5 ELSE message END \
+             WHERE agent_id = (SELECT agent_id FROM ingest_keys WHERE key = ?1) \
+             AND log_type = 'tool_call' AND json_extract(details, '$.tool_use_id') = ?2 \
+             AND json_extract(details, '{}') IS NULL",
+            call.part.marker()
+        ),
+        &[
+            key.into(),
+            call.tool_use_id.into(),
+            call.details.to_string().into(),
+            i64::from(failed).into(),
+            truncate(&call.message, MAX_MESSAGE).into(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// A finished LLM call, as OTLP reports it.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Call {
@@ -240,26 +359,45 @@ pub struct Call {
     pub cost_usd: f64,
     pub latency_ms: Option<i64>,
     pub failed: Option<String>,
+    /// When the call started and ended (the event's own times, API format); `None`: now.
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// The outside tool's id of the user prompt this call served (Claude Code's
+    /// `prompt.id`): the call's `parent_prompt_id` is the user prompt recorded with it, now
+    /// or when it arrives (see [`link_calls`]).
+    pub source_prompt_id: Option<String>,
 }
 
-/// Insert a prompt that is already over (completed, or failed with its message). Its cost
-/// and tokens roll up into the run in this transaction (migration 0002's triggers).
-pub fn finished_prompt<D: Database>(db: &D, run_id: &str, call: &Call) -> Result<(), DbError> {
-    finished_prompts(db, &[(run_id, call)])
-}
+/// A user prompt that an outside tool names (Claude Code's UserPromptSubmit): the prompt a
+/// model call with the same `source_prompt_id` is the child of.
+const USER_PROMPT: &str = "UserPromptSubmit";
 
 /// Insert finished prompts of runs, a few hundred a statement (the roll-up triggers still
-/// run per row, inside SQLite).
-pub fn finished_prompts<D: Database>(db: &D, calls: &[(&str, &Call)]) -> Result<(), DbError> {
+/// run per row, inside SQLite), each tied to its user prompt when that is known. Every run
+/// whose cost or tokens this changed gets one `cost_update` feed event, however many of its
+/// calls the batch held.
+pub fn finished_prompts<D: Database>(db: &D, calls: &[(&str, &Call)]) -> Result<(), ApiError> {
     let now = now_rfc3339();
+    // One placeholder row: the parent is looked up by the call's source prompt id in SQL.
+    let row = format!(
+        "(?, ?, 'command', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         (SELECT u.id FROM prompts u WHERE u.source_prompt_id = ? AND u.prompt_name = '{USER_PROMPT}' \
+          AND u.parent_prompt_id IS NULL ORDER BY u.created_at LIMIT 1))"
+    );
     for chunk in calls.chunks(ROWS_PER_STATEMENT) {
-        let mut params = Vec::with_capacity(chunk.len() * 14);
+        let mut params = Vec::with_capacity(chunk.len() * 16);
         for (run_id, call) in chunk {
             let status = if call.failed.is_some() {
                 "failed"
             } else {
                 "completed"
             };
+            let ended = call.ended_at.clone().unwrap_or_else(|| now.clone());
+            let started = call.started_at.clone().unwrap_or_else(|| ended.clone());
+            let source = call
+                .source_prompt_id
+                .as_deref()
+                .map(|p| truncate(p, MAX_SESSION_ID));
             params.extend([
                 Id::new_v4().into(),
                 (*run_id).into(),
@@ -285,27 +423,57 @@ pub fn finished_prompts<D: Database>(db: &D, calls: &[(&str, &Call)]) -> Result<
                     0.0
                 }),
                 call.latency_ms.map(|l| l.max(0)).into(),
-                now.as_str().into(),
-                now.as_str().into(),
+                started.into(),
+                ended.into(),
                 call.failed
                     .as_deref()
                     .map(|m| truncate(m, MAX_MESSAGE))
                     .into(),
+                source.clone().into(),
+                source.into(),
             ]);
         }
         db.execute(
             &format!(
                 "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, \
                  response_text, status, model_used, tokens_input, tokens_output, cost_usd, \
-                 latency_ms, created_at, completed_at, error_message) VALUES {}",
-                rows_with(
-                    chunk.len(),
-                    "(?, ?, 'command', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                )
+                 latency_ms, created_at, completed_at, error_message, source_prompt_id, \
+                 parent_prompt_id) VALUES {}",
+                rows_with(chunk.len(), &row)
             ),
             &params,
         )?;
     }
+    let mut changed: Vec<&str> = calls
+        .iter()
+        .filter(|(_, c)| c.cost_usd > 0.0 || c.tokens_input > 0 || c.tokens_output > 0)
+        .map(|(run, _)| *run)
+        .collect();
+    changed.sort_unstable();
+    changed.dedup();
+    for run in changed {
+        if let Some(id) = Id::parse(run) {
+            runs::record_cost_change(db, &id)?;
+        }
+    }
+    Ok(())
+}
+
+/// A user prompt `user_prompt` that an outside tool calls `source_prompt_id` became known:
+/// the model calls that arrived before it and named it become its children.
+pub fn link_calls<D: Database>(
+    db: &D,
+    user_prompt: &str,
+    source_prompt_id: &str,
+) -> Result<(), DbError> {
+    db.execute(
+        "UPDATE prompts SET parent_prompt_id = ?1 WHERE source_prompt_id = ?2 \
+         AND parent_prompt_id IS NULL AND id <> ?1 AND prompt_name IS NOT 'UserPromptSubmit'",
+        &[
+            user_prompt.into(),
+            truncate(source_prompt_id, MAX_SESSION_ID).into(),
+        ],
+    )?;
     Ok(())
 }
 

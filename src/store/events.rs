@@ -1,4 +1,5 @@
-//! The live feed: the `state_change` rows of `agent_logs`, read by cursor (their id).
+//! The live feed: the `state_change` rows of `agent_logs` and the server's `cost_update`
+//! rows, read by cursor (their id).
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -26,10 +27,20 @@ pub struct Feed {
     pub events: Vec<Event>,
 }
 
-/// A `state_change` row's run as the API wrote it: `details.run`, when it is an object
-/// naming the row's own run. Anything else (NULL, a scalar, an array, another shape — a
-/// direct writer's row) reads as NULL here and is resolved in Rust.
-const FEED: &str = "SELECT id, agent_id,      CASE WHEN json_type(details, '$.run') = 'object'           AND json_extract(details, '$.run.id') = agent_id      THEN json_extract(details, '$.run') END      FROM agent_logs WHERE log_type = 'state_change' AND id > ?1 ORDER BY id LIMIT ?2";
+/// A feed row's run as the API wrote it: `details.run`, when it is an object naming the
+/// row's own run. Anything else (NULL, a scalar, an array, another shape — a direct
+/// writer's row) reads as NULL here and is resolved in Rust. The feed is every
+/// `state_change` row, and the `cost_update` rows that carry their run (the server's, see
+/// [`runs::record_cost_change`]); a `cost_update` log a client posted with other details
+/// is a log, not an event.
+const FEED: &str = "SELECT id, agent_id, \
+     CASE WHEN json_type(details, '$.run') = 'object' \
+          AND json_extract(details, '$.run.id') = agent_id \
+     THEN json_extract(details, '$.run') END \
+     FROM agent_logs WHERE log_type IN ('state_change', 'cost_update') AND id > ?1 \
+     AND (log_type = 'state_change' OR (json_valid(details) \
+          AND json_extract(details, '$.run.id') = agent_id)) \
+     ORDER BY id LIMIT ?2";
 
 /// Events with a cursor greater than `after`, oldest first, at most `limit` rows read.
 /// A row whose details are not a run is delivered with the run as it is now, or skipped
@@ -88,7 +99,8 @@ fn run_now<D: Database>(db: &D, agent_id: &str) -> Result<Option<Box<RawValue>>,
 pub fn head<D: Database>(db: &D) -> Result<i64, DbError> {
     let mut rows = db.execute(
         "SELECT MAX(\
-           COALESCE((SELECT MAX(id) FROM agent_logs WHERE log_type = 'state_change'), 0), \
+           COALESCE((SELECT MAX(id) FROM agent_logs \
+                     WHERE log_type IN ('state_change', 'cost_update')), 0), \
            COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'agent_logs'), 0))",
         &[],
     )?;

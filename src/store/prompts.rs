@@ -27,11 +27,14 @@ pub struct Prompt {
     pub created_at: String,
     pub completed_at: Option<String>,
     pub error_message: Option<String>,
+    /// For a model call, the user prompt it served (`null` for a user prompt, and for a
+    /// call whose user prompt is not known).
+    pub parent_prompt_id: Option<String>,
 }
 
 const COLUMNS: &str = "id, agent_id, prompt_type, prompt_name, prompt_text, response_text, \
      status, model_used, tokens_input, tokens_output, cost_usd, latency_ms, created_at, \
-     completed_at, error_message";
+     completed_at, error_message, parent_prompt_id";
 
 fn from_row(mut row: Row<'_>) -> Result<Prompt, DbError> {
     Ok(Prompt {
@@ -50,6 +53,7 @@ fn from_row(mut row: Row<'_>) -> Result<Prompt, DbError> {
         created_at: row.time(12)?,
         completed_at: row.opt_time(13)?,
         error_message: row.opt_text(14)?,
+        parent_prompt_id: row.opt_text(15)?,
     })
 }
 
@@ -58,6 +62,8 @@ fn from_row(mut row: Row<'_>) -> Result<Prompt, DbError> {
 pub struct PromptFilter {
     pub agent_id: Option<Id>,
     pub status: Option<PromptStatus>,
+    /// The model calls that served this user prompt.
+    pub parent_prompt_id: Option<Id>,
 }
 
 /// A validated new prompt.
@@ -95,6 +101,9 @@ pub fn list<D: Database>(
     }
     if let Some(status) = filter.status {
         conditions.push(format!("status = {}", bind(&mut params, status.as_str())));
+    }
+    if let Some(parent) = &filter.parent_prompt_id {
+        conditions.push(format!("parent_prompt_id = {}", bind(&mut params, parent)));
     }
     let filter = if conditions.is_empty() {
         String::new()
@@ -183,6 +192,18 @@ pub fn update<D: Database>(
         // The run's cost_usd, token sums and last_activity_at follow in this statement's
         // transaction: migration 0002's triggers roll them up for every writer.
         let prompt = super::returned(update.execute(db, "prompts", COLUMNS)?, from_row)?;
+        let cost_changed = changes.cost_usd.is_some_and(|c| c != current.cost_usd)
+            || changes
+                .tokens_input
+                .is_some_and(|t| t != current.tokens_input)
+            || changes
+                .tokens_output
+                .is_some_and(|t| t != current.tokens_output);
+        if cost_changed {
+            if let Some(run) = Id::parse(&prompt.agent_id) {
+                super::runs::record_cost_change(db, &run)?;
+            }
+        }
         Ok(Some(prompt))
     })
 }

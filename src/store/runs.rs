@@ -24,6 +24,11 @@ pub struct Run {
     pub agent_type: Option<String>,
     pub session_id: String,
     pub parent_agent_id: Option<String>,
+    /// What the run is about (Claude Code's session title, else its first prompt, cut);
+    /// `null` for runs nothing named.
+    pub title: Option<String>,
+    /// Where the agent worked (a Claude Code hook's `cwd`); `null` when unknown.
+    pub project: Option<String>,
     pub status: String,
     pub context: Box<RawValue>,
     pub config: Box<RawValue>,
@@ -41,15 +46,15 @@ pub struct Run {
 /// The run's own columns, as `RETURNING` gives them (unqualified).
 const COLUMNS: &str = "id, orchestrator_agent_id, session_id, parent_agent_id, status, \
      context, config, started_at, completed_at, cost_usd, tokens_input, tokens_output, \
-     error_message, COALESCE(last_activity_at, started_at)";
+     error_message, COALESCE(last_activity_at, started_at), title, project";
 
 /// A run with its definition's name and type: `{SELECT} WHERE …` over `agents a`.
 const SELECT: &str = "SELECT a.id, a.orchestrator_agent_id, a.session_id, a.parent_agent_id, \
      a.status, a.context, a.config, a.started_at, a.completed_at, a.cost_usd, a.tokens_input, \
-     a.tokens_output, a.error_message, COALESCE(a.last_activity_at, a.started_at), d.name, \
-     d.agent_type FROM agents a LEFT JOIN orchestrator_agents d ON d.id = a.orchestrator_agent_id";
+     a.tokens_output, a.error_message, COALESCE(a.last_activity_at, a.started_at), a.title, \
+     a.project, d.name, d.agent_type FROM agents a LEFT JOIN orchestrator_agents d ON d.id = a.orchestrator_agent_id";
 
-/// A run row: [`COLUMNS`], then the definition's name and type.
+/// A run row: [`COLUMNS`] (title and project last), then the definition's name and type.
 pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
     Ok(Run {
         id: row.text(0)?,
@@ -66,8 +71,10 @@ pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
         tokens_output: row.int(11)?,
         error_message: row.opt_text(12)?,
         last_activity_at: row.time(13)?,
-        agent_name: row.opt_text(14)?,
-        agent_type: row.opt_text(15)?,
+        title: row.opt_text(14)?,
+        project: row.opt_text(15)?,
+        agent_name: row.opt_text(16)?,
+        agent_type: row.opt_text(17)?,
     })
 }
 
@@ -86,11 +93,18 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub session_id: Option<String>,
     pub orchestrator_agent_id: Option<Id>,
-    /// A case-insensitive substring of the definition's name or the session id.
+    /// A case-insensitive substring of the definition's name, the session id, the run's
+    /// title or its project.
     pub q: Option<String>,
     /// Runs whose `last_activity_at` is at or after this time (the API's time format).
     pub since: Option<String>,
 }
+
+/// The longest `title` a run keeps, in characters (longer ones are refused by the API and
+/// cut by ingest).
+pub const MAX_TITLE: usize = 256;
+/// The longest `project` (a folder path) a run keeps, in characters.
+pub const MAX_PROJECT: usize = 4_096;
 
 /// A validated new run. `context` and `config` are JSON objects' text.
 #[derive(Debug, Clone)]
@@ -100,14 +114,18 @@ pub struct NewRun {
     pub parent_agent_id: Option<Id>,
     pub context: String,
     pub config: String,
+    pub title: Option<String>,
+    pub project: Option<String>,
 }
 
-/// A validated PATCH: `None` leaves a column; `Some(None)` clears `error_message`.
+/// A validated PATCH: `None` leaves a column; `Some(None)` clears a nullable one.
 #[derive(Debug, Default)]
 pub struct RunChanges {
     pub status: Option<RunStatus>,
     pub error_message: Option<Option<String>>,
     pub context: Option<String>,
+    pub title: Option<Option<String>>,
+    pub project: Option<Option<String>>,
 }
 
 pub fn list<D: Database>(db: &D, filter: &RunFilter, page: Page) -> Result<Vec<Run>, DbError> {
@@ -133,7 +151,8 @@ pub fn list<D: Database>(db: &D, filter: &RunFilter, page: Page) -> Result<Vec<R
         // escaped so they match themselves.
         let pattern = bind(&mut params, format!("%{}%", escape_like(q)));
         conditions.push(format!(
-            "(d.name LIKE {pattern} ESCAPE '\\' OR a.session_id LIKE {pattern} ESCAPE '\\')"
+            "(d.name LIKE {pattern} ESCAPE '\\' OR a.session_id LIKE {pattern} ESCAPE '\\' \
+             OR a.title LIKE {pattern} ESCAPE '\\' OR a.project LIKE {pattern} ESCAPE '\\')"
         ));
     }
     if let Some(since) = &filter.since {
@@ -235,12 +254,15 @@ pub fn insert<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
         new.context.into(),
         new.config.into(),
         now.as_str().into(),
+        new.title.into(),
+        new.project.into(),
     ];
     let returning = returning(&mut params, Some(&name), Some(&agent_type));
     let sql = format!(
         "INSERT INTO agents (id, orchestrator_agent_id, session_id, parent_agent_id, status, \
          context, config, started_at, last_activity_at, cost_usd, tokens_input, \
-         tokens_output) VALUES (?1, ?2, ?3, ?4, 'initializing', ?5, ?6, ?7, ?7, 0, 0, 0) \
+         tokens_output, title, project) \
+         VALUES (?1, ?2, ?3, ?4, 'initializing', ?5, ?6, ?7, ?7, 0, 0, 0, ?8, ?9) \
          RETURNING {returning}"
     );
     let run = super::returned(db.execute(&sql, &params)?, from_row)?;
@@ -272,6 +294,8 @@ pub fn update<D: Database>(db: &D, id: &Id, changes: RunChanges) -> Result<Optio
         }
         update.set_if("error_message", changes.error_message.clone());
         update.set_if("context", changes.context.clone());
+        update.set_if("title", changes.title.clone());
+        update.set_if("project", changes.project.clone());
         if update.is_empty() {
             return Ok(Some(current));
         }
@@ -325,11 +349,55 @@ pub(crate) fn record_state_change<D: Database>(
         None => format!("created in {}", run.status),
         Some(from) => format!("{from} → {}", run.status),
     };
+    feed_row(db, run, "state_change", message, details, now)
+}
+
+#[derive(Serialize)]
+struct CostChange<'a> {
+    cost_usd: f64,
+    tokens_input: i64,
+    tokens_output: i64,
+    run: &'a Run,
+}
+
+/// Write the `cost_update` row of a change of a run's cost or tokens: `{"cost_usd",
+/// "tokens_input", "tokens_output", "run"}`, read after the change. It is an `agent_update`
+/// on the feed, so a screen never shows a stale cost. Writers call it once per run per
+/// transaction (one delivery, one PATCH), which is what bounds how many events a busy
+/// session makes; a run that is gone writes nothing.
+pub(crate) fn record_cost_change<D: Database>(db: &D, id: &Id) -> Result<(), ApiError> {
+    let Some(run) = get(db, id)? else {
+        return Ok(());
+    };
+    let details = serde_json::to_string(&CostChange {
+        cost_usd: run.cost_usd,
+        tokens_input: run.tokens_input,
+        tokens_output: run.tokens_output,
+        run: &run,
+    })
+    .map_err(|e| ApiError::internal(format!("cannot encode cost change: {e}")))?;
+    let message = format!(
+        "cost ${:.6}, tokens {} in, {} out",
+        run.cost_usd, run.tokens_input, run.tokens_output
+    );
+    feed_row(db, &run, "cost_update", message, details, &now_rfc3339())
+}
+
+/// One row of the feed: an `agent_logs` row whose `details.run` is the run.
+fn feed_row<D: Database>(
+    db: &D,
+    run: &Run,
+    log_type: &str,
+    message: String,
+    details: String,
+    now: &str,
+) -> Result<(), ApiError> {
     db.execute(
         "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at) \
-         VALUES (?1, 'INFO', 'state_change', ?2, ?3, ?4)",
+         VALUES (?1, 'INFO', ?2, ?3, ?4, ?5)",
         &[
             run.id.as_str().into(),
+            log_type.into(),
             message.into(),
             details.into(),
             now.into(),

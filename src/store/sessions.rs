@@ -14,6 +14,10 @@ use crate::error::ApiError;
 #[derive(Debug, Serialize)]
 pub struct Session<R = i64> {
     pub session_id: String,
+    /// The title and project of the session's first top-level run that has one (the
+    /// Claude Code session's run), `null` when none has.
+    pub title: Option<String>,
+    pub project: Option<String>,
     pub runs: R,
     pub active_runs: i64,
     pub agents_by_status: serde_json::Map<String, serde_json::Value>,
@@ -32,6 +36,8 @@ impl<R> Session<R> {
     fn with_runs<T>(self, runs: T) -> Session<T> {
         Session {
             session_id: self.session_id,
+            title: self.title,
+            project: self.project,
             runs,
             active_runs: self.active_runs,
             agents_by_status: self.agents_by_status,
@@ -66,10 +72,21 @@ fn aggregate_sql(condition: &str, having: &str, tail: &str) -> String {
          COALESCE(SUM(cost_usd), 0.0), COALESCE(SUM(tokens_input), 0), \
          COALESCE(SUM(tokens_output), 0), \
          COALESCE(MIN(strftime('%Y-%m-%dT%H:%M:%fZ', started_at)), MIN(started_at)), \
-         MAX(COALESCE(last_activity_at, started_at)) AS newest \
+         MAX(COALESCE(last_activity_at, started_at)) AS newest, {}, {} \
          FROM agents {condition} GROUP BY session_id {having} {tail}",
         active_runs(),
-        by_status.join(", ")
+        by_status.join(", "),
+        first_of_session("title"),
+        first_of_session("project"),
+    )
+}
+
+/// The first non-null `column` among the group's runs, top-level runs first, oldest first.
+fn first_of_session(column: &str) -> String {
+    format!(
+        "(SELECT f.{column} FROM agents f WHERE f.session_id = agents.session_id \
+         AND f.{column} IS NOT NULL \
+         ORDER BY f.parent_agent_id IS NOT NULL, f.started_at, f.id LIMIT 1)"
     )
 }
 
@@ -101,6 +118,8 @@ fn from_row(mut row: Row<'_>) -> Result<Session, DbError> {
         // Times a direct writer left in another form are returned in the API's.
         started_at: row.time(next + 3)?,
         last_activity_at: row.time(next + 4)?,
+        title: row.opt_text(next + 5)?,
+        project: row.opt_text(next + 6)?,
     })
 }
 

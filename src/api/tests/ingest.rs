@@ -363,10 +363,39 @@ fn a_stop_failure_fails_the_open_prompt_and_the_run() {
     );
     let run = &runs_of(&app, "f")[0];
     assert_eq!(run["status"], "failed");
-    assert_eq!(run["error_message"], "rate_limit");
+    assert_eq!(
+        run["error_message"],
+        "Claude Code stopped on an error: rate_limit"
+    );
     let p = prompts(&app, run["id"].as_str().unwrap());
     assert_eq!(p[0]["status"], "failed");
-    assert_eq!(p[0]["error_message"], "rate_limit");
+    assert_eq!(p[0]["error_message"], run["error_message"]);
+}
+
+#[test]
+fn a_stop_failure_says_what_failed_in_claude_codes_own_words() {
+    let app = App::new();
+    send(
+        &app,
+        "",
+        &hook("UserPromptSubmit", "w", json!({"prompt": "go"})),
+    );
+    let words =
+        "API Error: 400 {\"type\":\"error\",\"error\":{\"message\":\"prompt is too long\"}}";
+    send(
+        &app,
+        "",
+        &hook(
+            "StopFailure",
+            "w",
+            json!({"error": "unknown", "last_assistant_message": words}),
+        ),
+    );
+    let run = &runs_of(&app, "w")[0];
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error_message"], format!("{words} (error: unknown)"));
+    let p = prompts(&app, run["id"].as_str().unwrap());
+    assert_eq!(p[0]["error_message"], run["error_message"]);
 }
 
 #[test]
@@ -539,7 +568,7 @@ fn claude_code_api_requests_over_otlp_json_become_prompts_of_the_hooks_run() {
     let tools = logs(&app, id, "tool_call");
     assert!(tools
         .iter()
-        .any(|l| l["log_level"] == "ERROR" && l["message"] == "Bash"));
+        .any(|l| l["log_level"] == "ERROR" && l["message"] == "Bash failed: no error message"));
 }
 
 #[test]

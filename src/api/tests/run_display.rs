@@ -73,11 +73,14 @@ fn every_endpoint_that_returns_runs_carries_the_display_fields() {
     assert_eq!(listed[0], patched);
     let snapshot = app.get("/api/events/snapshot").json_body();
     assert_eq!(snapshot["data"][0], patched);
-    // The feed carries the run as it was right after each change.
+    // The feed carries the run as it was right after each change: its creation, its
+    // prompt's cost arriving, its move.
     let events = app.get("/api/events").json_body()["events"].clone();
     assert_display(&events[0]["data"], "Planner-One", "planner", (0, 0));
     assert_eq!(events[0]["data"], run);
-    assert_eq!(events[1]["data"], patched);
+    assert_display(&events[1]["data"], "Planner-One", "planner", (120, 30));
+    assert_eq!(events[1]["data"]["cost_usd"], json!(0.5));
+    assert_eq!(events[2]["data"], patched);
 
     // Name and type are the definition's as they are at read time.
     app.put(
@@ -214,6 +217,8 @@ fn token_sums_hold_under_concurrent_prompt_writes() {
             parent_agent_id: None,
             context: "{}".into(),
             config: "{}".into(),
+            title: None,
+            project: None,
         },
     )
     .unwrap();

@@ -117,7 +117,7 @@ impl App {
 
 const STATE_CHANGE: &str =
     "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at) \
-     VALUES (?1, 'INFO', 'state_change'";
+     VALUES (?1, 'INFO', ?2";
 
 #[test]
 fn a_patch_whose_state_change_row_is_interrupted_is_answered_and_written_once() {
