@@ -35,3 +35,6 @@ if [ ! -x /usr/bin/chromium ]; then
     || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
 fi
 (cd tests/browser && npm ci --no-audit --no-fund && npm test)
+
+step "Claude Code end to end (the real CLI, pinned in tests/claude-code, against a fake Anthropic API)"
+(cd tests/claude-code && npm ci --no-audit --no-fund && npm test)
