@@ -1,6 +1,7 @@
 //! The contract, route by route, through [`handle`](super::handle) on an in-memory
 //! database: what a client sends and what it gets back.
 
+mod claude_code;
 mod cross_cutting;
 mod definitions;
 mod direct_writers;
