@@ -1,24 +1,34 @@
 //! `orchestrator connect claude-code`: the Claude Code settings that point a project's
-//! Claude Code at this backend — an `"type": "http"` hook per hook event, posting to
-//! `URL/api/ingest/claude-code` — printed, or merged into `.claude/settings.json` keeping
-//! everything already there.
+//! Claude Code at this backend, in the two places Claude Code reads them:
 //!
-//! The bearer token is never written: when `ORCHESTRATOR_API_TOKEN` is set, each hook gets
-//! `Authorization: Bearer $ORCHESTRATOR_API_TOKEN` with that variable in `allowedEnvVars`
-//! (Claude Code fills `$VAR` in header values only for the variables a hook lists), and
-//! the OTLP exporter gets its header from an `otelHeadersHelper` command that reads the
-//! variable when Claude Code starts.
+//! - **hooks**, in the project's settings (`--write .claude/settings.json`): an
+//!   `"type": "http"` hook per hook event, posting to `URL/api/ingest/claude-code`;
+//! - **telemetry** (`CLAUDE_CODE_ENABLE_TELEMETRY`, `OTEL_*`, `otelHeadersHelper`), in the
+//!   user's settings (`~/.claude/settings.json`, or `--user-settings FILE`): Claude Code
+//!   ignores these keys in a project's settings (it warns that project-scoped settings
+//!   cannot set them), so written there they would never send the cost. `--no-telemetry`
+//!   leaves the user's settings alone and prints the shell exports instead.
+//!
+//! Both files are merged, keeping everything already there. The bearer token is never
+//! written: when `ORCHESTRATOR_API_TOKEN` is set, each hook gets `Authorization: Bearer
+//! $ORCHESTRATOR_API_TOKEN` with that variable in `allowedEnvVars` (Claude Code fills `$VAR`
+//! in header values only for the variables a hook lists), and the OTLP exporter gets its
+//! header from an `otelHeadersHelper` command that reads the variable when Claude Code
+//! starts.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value as Json};
 
-/// The hook events Claude Code posts and the ingest maps (others are harmless too).
+/// The hook events the ingest maps, as Claude Code 2.1 posts them to HTTP hooks.
+/// SessionStart is not among them: Claude Code refuses HTTP hooks for it (the run is
+/// created by the session's first event instead). PermissionRequest is: Claude Code asks
+/// it before a tool the user has not allowed, and an empty answer lets it decide as usual.
 pub const HOOK_EVENTS: [&str; 12] = [
-    "SessionStart",
     "UserPromptSubmit",
     "PreToolUse",
+    "PermissionRequest",
     "PostToolUse",
     "PostToolUseFailure",
     "Notification",
@@ -31,10 +41,19 @@ pub const HOOK_EVENTS: [&str; 12] = [
 ];
 
 /// Events whose hooks take a tool-name matcher (`*`: every tool).
-const TOOL_EVENTS: [&str; 3] = ["PreToolUse", "PostToolUse", "PostToolUseFailure"];
+const TOOL_EVENTS: [&str; 4] = [
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PostToolUseFailure",
+];
 
 /// The variable the token is referenced by, never copied from.
 pub const TOKEN_VAR: &str = "ORCHESTRATOR_API_TOKEN";
+
+/// How often Claude Code exports its events (ms): a run's cost shows within about this
+/// long, and the backend gets at most one cost event per run per export.
+pub const LOGS_EXPORT_INTERVAL_MS: u32 = 2_000;
 
 #[derive(clap::Args, Debug)]
 pub struct ConnectArgs {
@@ -43,16 +62,22 @@ pub struct ConnectArgs {
     /// The API's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub url: String,
-    /// Print the settings (the default).
+    /// Print the settings for both files and the shell (the default).
     #[arg(long, conflicts_with = "write")]
     pub print: bool,
-    /// Merge the settings into this file (e.g. .claude/settings.json), keeping what is there.
+    /// Merge the hooks into this project settings file (e.g. .claude/settings.json), and
+    /// the telemetry into the user's settings, keeping what is there.
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
-    /// Also set the OpenTelemetry environment (`OTEL_*`): Claude Code exports its events
-    /// (tokens, cost, model, latency per API request) to this backend's /v1/logs over
-    /// OTLP/HTTP protobuf.
+    /// The user settings file the telemetry goes into [default: ~/.claude/settings.json].
+    #[arg(long, value_name = "FILE")]
+    pub user_settings: Option<PathBuf>,
+    /// Leave the user's settings alone: no telemetry is written, and the shell exports
+    /// that turn it on are printed instead (without telemetry a run's cost stays 0).
     #[arg(long)]
+    pub no_telemetry: bool,
+    /// Accepted for older instructions: telemetry is on by default now.
+    #[arg(long, hide = true)]
     pub otel: bool,
 }
 
@@ -61,32 +86,88 @@ pub fn run(args: &ConnectArgs) -> Result<()> {
         bail!("unknown tool {:?}; supported: claude-code", args.tool);
     }
     let with_token = std::env::var_os(TOKEN_VAR).is_some_and(|v| !v.is_empty());
-    let settings = claude_code_settings(&args.url, with_token, args.otel)?;
-    match &args.write {
-        None => println!("{}", serde_json::to_string_pretty(&settings)?),
-        Some(path) => {
-            write_merged(path, &settings)?;
-            let what = if args.otel {
-                "hooks and OpenTelemetry environment (OTLP/HTTP to /v1/logs)"
-            } else {
-                "hooks"
-            };
-            println!(
-                "wrote the Claude Code {what} for {} into {}",
-                args.url,
-                path.display()
-            );
-        }
+    let hooks = hook_settings(&args.url, with_token)?;
+    let telemetry = telemetry_settings(&args.url, with_token)?;
+    let Some(project) = &args.write else {
+        print!("{}", printed(&hooks, &telemetry)?);
+        return Ok(());
+    };
+    write_merged(project, &hooks)?;
+    println!(
+        "hooks: {} HTTP hooks posting to {}/api/ingest/claude-code, merged into {}",
+        HOOK_EVENTS.len(),
+        args.url.trim_end_matches('/'),
+        project.display()
+    );
+    if args.no_telemetry {
+        println!(
+            "telemetry: not written (--no-telemetry). Without it a run's cost stays 0; to turn it on for one shell, before `claude`:\n{}",
+            shell_exports(&telemetry)
+        );
+        return Ok(());
     }
+    let user = match &args.user_settings {
+        Some(path) => path.clone(),
+        None => default_user_settings()?,
+    };
+    write_merged(&user, &telemetry)?;
+    println!(
+        "telemetry: CLAUDE_CODE_ENABLE_TELEMETRY and OTEL_* merged into {} (Claude Code reads them only from user settings or the environment, never from a project's), exporting to {}/v1/logs every {} s. It applies to every Claude Code session of this user; --no-telemetry leaves that file alone.",
+        user.display(),
+        args.url.trim_end_matches('/'),
+        LOGS_EXPORT_INTERVAL_MS / 1000
+    );
     Ok(())
 }
 
-/// The settings block: hooks for every event, and (with `otel`) the telemetry environment.
-pub fn claude_code_settings(url: &str, with_token: bool, otel: bool) -> Result<Json> {
+/// `$HOME/.claude/settings.json`, where Claude Code keeps a user's settings.
+fn default_user_settings() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .context("HOME is not set: name the user settings file with --user-settings")?;
+    Ok(PathBuf::from(home).join(".claude").join("settings.json"))
+}
+
+/// What `--print` shows: both files' blocks and the shell alternative, each introduced by
+/// a `#` line saying where it goes.
+fn printed(hooks: &Json, telemetry: &Json) -> Result<String> {
+    Ok(format!(
+        "# .claude/settings.json of the project: the hooks\n{}\n\
+         # ~/.claude/settings.json: the telemetry (Claude Code ignores these keys in a project's settings)\n{}\n\
+         # or, instead of the user settings, in the shell that starts claude:\n{}\n",
+        serde_json::to_string_pretty(hooks)?,
+        serde_json::to_string_pretty(telemetry)?,
+        shell_exports(telemetry)
+    ))
+}
+
+/// The telemetry environment as `export NAME=value` lines.
+fn shell_exports(telemetry: &Json) -> String {
+    let mut lines: Vec<String> = telemetry["env"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("export {k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    if telemetry.get("otelHeadersHelper").is_some() {
+        lines.push(format!(
+            "export OTEL_EXPORTER_OTLP_HEADERS=\"Authorization=Bearer ${TOKEN_VAR}\""
+        ));
+    }
+    lines.join("\n")
+}
+
+fn base_url(url: &str) -> Result<&str> {
     let base = url.trim_end_matches('/');
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         bail!("--url must be an http:// or https:// URL (got {url:?})");
     }
+    Ok(base)
+}
+
+/// The project's block: a hook for every event.
+pub fn hook_settings(url: &str, with_token: bool) -> Result<Json> {
+    let base = base_url(url)?;
     let mut hook = json!({
         "type": "http",
         "url": format!("{base}/api/ingest/claude-code"),
@@ -105,20 +186,24 @@ pub fn claude_code_settings(url: &str, with_token: bool, otel: bool) -> Result<J
         }
         hooks.insert(event.to_owned(), json!([entry]));
     }
-    let mut settings = json!({"hooks": hooks});
-    if otel {
-        settings["env"] = json!({
-            "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
-            "OTEL_LOGS_EXPORTER": "otlp",
-            "OTEL_METRICS_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": base,
-        });
-        if with_token {
-            settings["otelHeadersHelper"] = json!(format!(
-                "printf '{{\"Authorization\":\"Bearer %s\"}}' \"${TOKEN_VAR}\""
-            ));
-        }
+    Ok(json!({"hooks": hooks}))
+}
+
+/// The user's block: the telemetry environment (logs over OTLP/HTTP protobuf to
+/// `URL/v1/logs`) and, with a token, the helper that sends it.
+pub fn telemetry_settings(url: &str, with_token: bool) -> Result<Json> {
+    let base = base_url(url)?;
+    let mut settings = json!({"env": {
+        "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+        "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": base,
+        "OTEL_LOGS_EXPORT_INTERVAL": LOGS_EXPORT_INTERVAL_MS.to_string(),
+    }});
+    if with_token {
+        settings["otelHeadersHelper"] = json!(format!(
+            "printf '{{\"Authorization\":\"Bearer %s\"}}' \"${TOKEN_VAR}\""
+        ));
     }
     Ok(settings)
 }
@@ -198,7 +283,7 @@ mod tests {
 
     #[test]
     fn every_event_posts_to_the_ingest_route() {
-        let s = claude_code_settings("http://127.0.0.1:8000/", false, false).unwrap();
+        let s = hook_settings("http://127.0.0.1:8000/", false).unwrap();
         for event in HOOK_EVENTS {
             let hook = &s["hooks"][event][0]["hooks"][0];
             assert_eq!(hook["type"], "http");
@@ -206,37 +291,59 @@ mod tests {
             assert!(hook.get("headers").is_none());
         }
         assert_eq!(s["hooks"]["PostToolUse"][0]["matcher"], "*");
+        assert_eq!(s["hooks"]["PermissionRequest"][0]["matcher"], "*");
+        // Claude Code refuses HTTP hooks for SessionStart.
+        assert!(s["hooks"].get("SessionStart").is_none());
+        // Telemetry never goes into the project's file: Claude Code would ignore it there.
         assert!(s.get("env").is_none());
     }
 
     #[test]
     fn the_token_is_referenced_by_its_variable_never_written() {
-        let s = claude_code_settings("http://h:1", true, true).unwrap();
+        let s = hook_settings("http://h:1", true).unwrap();
         let hook = &s["hooks"]["Stop"][0]["hooks"][0];
         assert_eq!(
             hook["headers"]["Authorization"],
             "Bearer $ORCHESTRATOR_API_TOKEN"
         );
         assert_eq!(hook["allowedEnvVars"], json!(["ORCHESTRATOR_API_TOKEN"]));
-        assert_eq!(s["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://h:1");
-        assert_eq!(s["env"]["OTEL_EXPORTER_OTLP_PROTOCOL"], "http/protobuf");
-        assert!(s["otelHeadersHelper"]
+        let t = telemetry_settings("http://h:1", true).unwrap();
+        assert_eq!(t["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://h:1");
+        assert_eq!(t["env"]["OTEL_EXPORTER_OTLP_PROTOCOL"], "http/protobuf");
+        assert_eq!(t["env"]["CLAUDE_CODE_ENABLE_TELEMETRY"], "1");
+        assert!(t["otelHeadersHelper"]
             .as_str()
             .unwrap()
             .contains("$ORCHESTRATOR_API_TOKEN"));
+        assert!(shell_exports(&t).contains("Bearer $ORCHESTRATOR_API_TOKEN"));
+    }
+
+    #[test]
+    fn print_says_where_each_block_goes() {
+        let text = printed(
+            &hook_settings("http://h:1", false).unwrap(),
+            &telemetry_settings("http://h:1", false).unwrap(),
+        )
+        .unwrap();
+        assert!(text.contains("# .claude/settings.json of the project"));
+        assert!(text.contains("# ~/.claude/settings.json"));
+        assert!(text.contains("export CLAUDE_CODE_ENABLE_TELEMETRY=1"));
+        assert!(text.contains("export OTEL_EXPORTER_OTLP_ENDPOINT=http://h:1"));
     }
 
     #[test]
     fn merging_keeps_what_is_there_and_is_idempotent() {
-        let ours = claude_code_settings("http://h:1", false, true).unwrap();
+        let ours = telemetry_settings("http://h:1", false).unwrap();
         let mut existing = json!({
             "model": "opus",
             "env": {"FOO": "bar"},
             "hooks": {"PostToolUse": [{"matcher": "Edit", "hooks": [{"type": "command", "command": "fmt"}]}]}
         });
         merge(&mut existing, &ours).unwrap();
+        merge(&mut existing, &hook_settings("http://h:1", false).unwrap()).unwrap();
         let once = existing.clone();
         merge(&mut existing, &ours).unwrap();
+        merge(&mut existing, &hook_settings("http://h:1", false).unwrap()).unwrap();
         assert_eq!(existing, once, "a second connect adds nothing");
         assert_eq!(existing["model"], "opus");
         assert_eq!(existing["env"]["FOO"], "bar");
@@ -248,22 +355,54 @@ mod tests {
 
     #[test]
     fn a_settings_file_that_is_not_an_object_is_refused() {
-        let ours = claude_code_settings("http://h:1", false, false).unwrap();
+        let ours = hook_settings("http://h:1", false).unwrap();
         assert!(merge(&mut json!([1]), &ours).is_err());
         assert!(merge(&mut json!({"hooks": []}), &ours).is_err());
-        assert!(claude_code_settings("ftp://h", false, false).is_err());
+        assert!(hook_settings("ftp://h", false).is_err());
     }
 
     #[test]
-    fn write_merges_into_a_file_and_creates_its_folder() {
+    fn write_puts_hooks_in_the_project_and_telemetry_in_the_user_settings() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".claude").join("settings.json");
-        let ours = claude_code_settings("http://h:1", false, false).unwrap();
-        write_merged(&path, &ours).unwrap();
-        std::fs::write(&path, r#"{"permissions": {"allow": ["Bash"]}}"#).unwrap();
-        write_merged(&path, &ours).unwrap();
-        let back: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(back["permissions"]["allow"], json!(["Bash"]));
-        assert_eq!(back["hooks"]["SessionEnd"][0]["hooks"][0]["type"], "http");
+        let project = dir.path().join("p").join(".claude").join("settings.json");
+        let user = dir
+            .path()
+            .join("home")
+            .join(".claude")
+            .join("settings.json");
+        std::fs::create_dir_all(user.parent().unwrap()).unwrap();
+        std::fs::write(&user, r#"{"theme": "dark", "env": {"EDITOR": "vi"}}"#).unwrap();
+        let args = ConnectArgs {
+            tool: "claude-code".into(),
+            url: "http://h:1".into(),
+            print: false,
+            write: Some(project.clone()),
+            user_settings: Some(user.clone()),
+            no_telemetry: false,
+            otel: false,
+        };
+        run(&args).unwrap();
+        let read = |p: &Path| -> Json {
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        let (p, u) = (read(&project), read(&user));
+        assert_eq!(p["hooks"]["SessionEnd"][0]["hooks"][0]["type"], "http");
+        assert!(p.get("env").is_none());
+        assert_eq!(u["theme"], "dark");
+        assert_eq!(u["env"]["EDITOR"], "vi");
+        assert_eq!(u["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://h:1");
+        assert!(u.get("hooks").is_none());
+
+        // --no-telemetry leaves the user's file as it is.
+        let before = std::fs::read_to_string(&user).unwrap();
+        let other = dir.path().join("q").join("settings.json");
+        run(&ConnectArgs {
+            write: Some(other),
+            no_telemetry: true,
+            url: "http://other:2".into(),
+            ..args
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&user).unwrap(), before);
     }
 }
