@@ -156,7 +156,7 @@ pub fn document() -> Json {
                         query("status", "Filter", run_status.clone()),
                         query("session_id", "Filter", json!({ "type": "string" })),
                         query("orchestrator_agent_id", "Filter", uuid.clone()),
-                        query("q", "Case-insensitive (ASCII) substring of the definition's name or the session id; % and _ match themselves; empty means no filter", json!({ "type": "string" })),
+                        query("q", "Case-insensitive (ASCII) substring of the definition's name, the session id, the run's title or its project; % and _ match themselves; empty means no filter", json!({ "type": "string" })),
                         query("since", "RFC 3339 time: runs whose last_activity_at is at or after it (400 if unparseable)", time.clone())]), None,
                     common(vec![ok("200", "Runs", list_of("Run"))], &[400, 401])),
                 "post": operation("Start a runtime agent (status initializing)", vec![], Some("RunInput"),
@@ -164,14 +164,15 @@ pub fn document() -> Json {
             },
             "/api/runtime/agents/{id}": {
                 "get": operation("One runtime agent", vec![path_id()], None, common(vec![ok("200", "Run", schema_ref("Run"))], &[401, 404])),
-                "patch": operation("Change status, error_message or context; leaving a final status is 409", vec![path_id()], Some("RunPatch"),
+                "patch": operation("Change status, error_message, context, title or project; leaving a final status is 409", vec![path_id()], Some("RunPatch"),
                     common(vec![ok("200", "Updated", schema_ref("Run"))], &[400, 401, 404, 409, 413, 415, 422])),
                 "delete": operation("Delete, cascading to prompts and logs", vec![path_id()], None,
                     common(vec![("204".into(), json!({ "description": "Deleted" }))], &[401, 404])),
             },
             "/api/runtime/prompts": {
                 "get": operation("List prompts (newest first)", with_page(vec![
-                        query("agent_id", "Filter", uuid.clone()), query("status", "Filter", prompt_status.clone())]), None,
+                        query("agent_id", "Filter", uuid.clone()), query("status", "Filter", prompt_status.clone()),
+                        query("parent_prompt_id", "The model calls that served this user prompt", uuid.clone())]), None,
                     common(vec![ok("200", "Prompts", list_of("Prompt"))], &[400, 401])),
                 "post": operation("Record a prompt (status pending)", vec![], Some("PromptInput"),
                     common(vec![ok("201", "Created; Location header set", schema_ref("Prompt"))], &[400, 401, 413, 415, 422])),
@@ -239,18 +240,23 @@ pub fn document() -> Json {
                     "agent_type": { "type": ["string", "null"], "description": "The definition's agent_type at read time (the feed: at the change)" },
                     "tokens_input": { "type": "integer", "description": "Sum over its prompts, kept with cost_usd" },
                     "tokens_output": { "type": "integer", "description": "Sum over its prompts, kept with cost_usd" },
-                    "last_activity_at": { "type": "string", "format": "date-time", "description": "Newest of its own change, its prompts' and its logs' times" } } },
+                    "last_activity_at": { "type": "string", "format": "date-time", "description": "Newest of its own change, its prompts' and its logs' times" },
+                    "title": { "type": ["string", "null"], "description": "What the run is about: set by its creator, or by ingest (a Claude Code session's first prompt, whitespace collapsed, cut to 80 characters with …; a subagent's agent_type; an OTel agent span's gen_ai.agent.description)" },
+                    "project": { "type": ["string", "null"], "description": "Where the agent worked: set by its creator, or a Claude Code hook's cwd" } } },
                 "RunInput": { "type": "object", "additionalProperties": false, "required": ["orchestrator_agent_id", "session_id"], "properties": {
                     "orchestrator_agent_id": uuid, "session_id": { "type": "string", "minLength": 1 }, "parent_agent_id": nullable("string"),
-                    "context": { "type": ["object", "null"] }, "config": { "type": ["object", "null"] } } },
+                    "context": { "type": ["object", "null"] }, "config": { "type": ["object", "null"] },
+                    "title": { "type": ["string", "null"], "maxLength": 256 }, "project": { "type": ["string", "null"], "maxLength": 4096 } } },
                 "RunPatch": { "type": "object", "additionalProperties": false, "properties": {
-                    "status": run_status, "error_message": nullable("string"), "context": { "type": ["object", "null"] } } },
+                    "status": run_status, "error_message": nullable("string"), "context": { "type": ["object", "null"] },
+                    "title": { "type": ["string", "null"], "maxLength": 256 }, "project": { "type": ["string", "null"], "maxLength": 4096 } } },
                 "Prompt": { "type": "object", "properties": {
                     "id": uuid, "agent_id": uuid, "prompt_type": prompt_type, "prompt_name": nullable("string"),
                     "prompt_text": { "type": "string" }, "response_text": nullable("string"), "status": prompt_status,
                     "model_used": nullable("string"), "tokens_input": { "type": "integer" }, "tokens_output": { "type": "integer" },
                     "cost_usd": { "type": "number" }, "latency_ms": nullable("integer"), "created_at": time,
-                    "completed_at": nullable("string"), "error_message": nullable("string") } },
+                    "completed_at": nullable("string"), "error_message": nullable("string"),
+                    "parent_prompt_id": { "type": ["string", "null"], "format": "uuid", "description": "For a model call, the user prompt it served (Claude Code: joined on its prompt_id / prompt.id, whichever report came first); null for a user prompt" } } },
                 "PromptInput": { "type": "object", "additionalProperties": false, "required": ["agent_id", "prompt_type", "prompt_text"], "properties": {
                     "agent_id": uuid, "prompt_type": prompt_type, "prompt_text": { "type": "string" },
                     "prompt_name": nullable("string"), "model_used": nullable("string") } },
@@ -271,7 +277,7 @@ pub fn document() -> Json {
                     "cost_usd": { "type": "number" }, "tokens_input": { "type": "integer" }, "tokens_output": { "type": "integer" },
                     "by_definition": { "type": "array", "items": { "type": "object", "properties": {
                         "orchestrator_agent_id": uuid, "name": { "type": "string" }, "runs": { "type": "integer" }, "cost_usd": { "type": "number" } } } } } },
-                "Event": { "type": "object", "properties": { "cursor": { "type": "integer" }, "type": { "const": "agent_update" }, "data": schema_ref("Run") } },
+                "Event": { "type": "object", "description": "agent_update: a run as it was right after a status change, or after a change of its cost or tokens (at most one per run per ingest delivery or PATCH)", "properties": { "cursor": { "type": "integer" }, "type": { "const": "agent_update" }, "data": schema_ref("Run") } },
                 "EventBatch": { "type": "object", "properties": { "cursor": { "type": "integer" }, "events": list_of("Event") } },
                 "Snapshot": { "type": "object", "properties": { "cursor": { "type": "integer" }, "data": list_of("Run") } }
             }
@@ -290,6 +296,14 @@ fn add_sessions(doc: &mut Json, run_status: &Json, time: &Json) {
     let common = |mut fields: serde_json::Map<String, Json>| {
         for (k, v) in [
             ("session_id", json!({ "type": "string" })),
+            (
+                "title",
+                json!({ "type": ["string", "null"], "description": "The title of its first top-level run that has one" }),
+            ),
+            (
+                "project",
+                json!({ "type": ["string", "null"], "description": "The project of its first top-level run that has one" }),
+            ),
             (
                 "active_runs",
                 json!({ "type": "integer", "description": "Runs not final" }),

@@ -104,7 +104,7 @@ pub(crate) fn describe(doc: &mut serde_json::Value) {
             "400": status, "401": status, "413": status, "415": status } } })
     };
     doc["paths"]["/v1/logs"] = otlp(
-        "OTLP/HTTP logs (ExportLogsServiceRequest, protobuf or JSON): claude_code.api_request → a completed prompt of the session's run (joined by session.id, even when the run is final; tokens_input includes cache read and creation tokens), tool_result → tool_call log, api_error → error log; records without session.id are rejected in partial_success",
+        "OTLP/HTTP logs (ExportLogsServiceRequest, protobuf or JSON): claude_code.api_request → a completed prompt (a model call) of the session's run, or of the subagent's child run when the record has agent_id (joined by session.id, even when the run is final; tokens_input includes cache read and creation tokens; created_at/completed_at from event.timestamp and duration_ms; parent_prompt_id the UserPromptSubmit prompt of the same prompt.id), one cost_update feed event per run per export; tool_result → the tool call's one tool_call log, shared with its PostToolUse hook by tool_use_id (details.telemetry); api_error → error log; records without session.id are rejected in partial_success",
         "ExportLogsServiceResponse in the request's encoding: empty on full success, else partial_success {rejected_log_records, error_message}",
     );
     doc["paths"]["/v1/traces"] = otlp(
@@ -116,7 +116,7 @@ pub(crate) fn describe(doc: &mut serde_json::Value) {
         "ExportMetricsServiceResponse in the request's encoding (empty)",
     );
     doc["paths"]["/api/ingest/claude-code"] = json!({ "post": {
-        "summary": "One Claude Code hook event (the body an \"type\": \"http\" hook posts). Creates the session's run (and a subagent's child run via agent_id) on first use; moves its status through the same state_change rows as PATCH; UserPromptSubmit is a prompt the next Stop completes; PostToolUse/PostToolUseFailure a tool_call log (input and response kept whole up to 64 KiB of JSON each, else an excerpt {excerpt, truncated, bytes}); Notification a milestone log. Unknown events and fields are kept as a DEBUG milestone, never an error. A redelivery changes nothing; a final run takes no more events.",
+        "summary": "One Claude Code hook event (the body an \"type\": \"http\" hook posts). Creates the session's run (and a subagent's child run via agent_id) on first use, with project = cwd; moves its status through the same state_change rows as PATCH; UserPromptSubmit is a prompt the next Stop completes (its text, cut, is the run's title when it has none); PostToolUse/PostToolUseFailure the tool call's one tool_call log, shared with claude_code.tool_result by tool_use_id (input and response kept whole up to 64 KiB of JSON each, else an excerpt {excerpt, truncated, bytes}); StopFailure fails the run and prompt with last_assistant_message and the error category; Notification a milestone log. Unknown events and fields are kept as a DEBUG milestone, never an error. A redelivery changes nothing; a final run takes no more events.",
         "parameters": [
             query("agent", "Definition name, created on first use (default claude-code)"),
             query("agent_type", "Definition type on creation (default builder)"),

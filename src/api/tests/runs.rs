@@ -292,3 +292,41 @@ fn stats_list_every_status_and_every_definition() {
     assert_eq!(defs[1]["runs"], 1);
     assert_eq!(defs[1]["cost_usd"], json!(0.25));
 }
+
+#[test]
+fn a_run_may_be_named_by_a_title_and_a_project() {
+    let app = App::new();
+    let def = app.definition("titled");
+    let r = app.post(
+        "/api/runtime/agents",
+        json!({ "orchestrator_agent_id": def["id"], "session_id": "t",
+                "title": "Fix the login bug", "project": "/home/dev/shop" }),
+    );
+    assert_eq!(r.status, 201);
+    let run = r.json_body();
+    assert_eq!(run["title"], "Fix the login bug");
+    assert_eq!(run["project"], "/home/dev/shop");
+    // The creation event carries them.
+    let feed = app.get("/api/events?after=0").json_body();
+    assert_eq!(feed["events"][0]["data"]["title"], "Fix the login bug");
+
+    let p = path(&run);
+    let before = app.dump();
+    for (body, field) in [
+        (json!({ "title": 1 }), "title"),
+        (json!({ "title": "x".repeat(257) }), "title"),
+        (json!({ "project": ["a"] }), "project"),
+        (json!({ "project": "p".repeat(4097) }), "project"),
+    ] {
+        assert_invalid(&app.patch(&p, body), field);
+    }
+    assert_eq!(app.dump(), before, "a rejected PATCH writes nothing");
+    let r = app.patch(&p, json!({ "title": "Renamed", "project": null }));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json_body()["title"], "Renamed");
+    assert_eq!(r.json_body()["project"], json!(null));
+    // A run nothing named has null for both.
+    let plain = app.run();
+    assert_eq!(plain["title"], json!(null));
+    assert_eq!(plain["project"], json!(null));
+}
