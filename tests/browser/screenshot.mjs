@@ -1,6 +1,6 @@
 // Seeds a small fleet and saves docs/dashboard.png (run by hand after
 // `cargo build --release -p orchestrator-cli` and the components build: `npm run screenshot`).
-// ADW runs come through the REST API; two Claude Code sessions come the way a real one
+// ADW runs come through the REST API (most with a title and project set there); two Claude Code sessions come the way a real one
 // reports, by hooks and OTLP telemetry, so the picture shows titles, project folders, a
 // subagent under its session's run and costs from model calls.
 
@@ -14,11 +14,15 @@ const app = await startServer({ port, database: path.join(tmp.dir, 'orchestrator
 const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 try {
   const fleet = [
-    ['tester', 'adw-4120', 'completed'], ['builder-2', 'adw-4120', 'failed'],
-    ['planner', 'adw-4121', 'reviewing'], ['builder', 'adw-4121', 'executing'], ['reviewer', 'adw-4121', 'planning'],
+    ['tester', 'adw-4120', 'completed', 'Test #4120: CSV export times out', '/srv/adw/reports'],
+    ['builder-2', 'adw-4120', 'failed', 'Build #4120: CSV export times out', '/srv/adw/reports'],
+    ['planner', 'adw-4121', 'reviewing', 'Plan #4121: retry failed webhook deliveries', '/srv/adw/payments'],
+    ['builder', 'adw-4121', 'executing', 'Build #4121: retry failed webhook deliveries', '/srv/adw/payments'],
+    ['reviewer', 'adw-4121', 'planning', null, null],
   ];
-  for (const [name, session, status] of fleet) {
+  for (const [name, session, status, title, project] of fleet) {
     const run = await seedRun(app.base, { name, session });
+    if (title) await call(app.base, 'PATCH', `/api/runtime/agents/${run.id}`, { title, project });
     for (let i = 0; i < 2; i++) {
       const p = await call(app.base, 'POST', '/api/runtime/prompts', { agent_id: run.id, prompt_type: 'command', prompt_text: `step ${i}`, model_used: 'claude-sonnet-4-5' });
       await call(app.base, 'PATCH', `/api/runtime/prompts/${p.id}`, { status: 'completed', tokens_input: 1800 + i * 700, tokens_output: 420 + i * 90, cost_usd: 0.031 + i * 0.012, latency_ms: 2100 });
@@ -44,6 +48,7 @@ try {
   await modelCall(app.base, { session: live, prompt: livePrompt, cost: '0.0187', input: 4100, output: 260 });
   await hook(app.base, live, 'PreToolUse', { cwd: '/home/dev/shop', prompt_id: livePrompt, tool_name: 'Task', tool_use_id: 'toolu_01', tool_input: { description: 'Find the session code' } });
   await hook(app.base, live, 'SubagentStart', { cwd: '/home/dev/shop', prompt_id: livePrompt, agent_id: 'a1', agent_type: 'Explore' });
+  await hook(app.base, live, 'PreToolUse', { cwd: '/home/dev/shop', prompt_id: livePrompt, agent_id: 'a1', agent_type: 'Explore', tool_name: 'Grep', tool_use_id: 'toolu_02', tool_input: { pattern: 'session_ttl' } });
   await modelCall(app.base, { session: live, prompt: livePrompt, cost: '0.0094', input: 2600, output: 180, agentId: 'a1', model: 'claude-haiku-4-5' });
 
   const browser = await launch();
