@@ -14,8 +14,6 @@ const FIELDS: &[&str] = &[
     "capabilities",
     "default_model",
 ];
-const MAX_TEXT: usize = 4096;
-const MAX_MODEL: usize = 256;
 
 fn name(body: &JsonObject) -> Result<Field<AgentName>, ApiError> {
     Ok(match body.string("name", AgentName::MAX_CHARS)? {
@@ -53,12 +51,14 @@ pub fn create<D: Database>(
     let new = NewDefinition {
         name: name(body)?.required("name")?,
         agent_type: agent_type(body)?.required("agent_type")?,
-        description: body.string("description", MAX_TEXT)?.optional(),
+        description: body
+            .string("description", store::MAX_DESCRIPTION)?
+            .optional(),
         capabilities: body
             .string_array("capabilities")?
             .optional()
             .unwrap_or_else(|| "[]".into()),
-        default_model: body.string("default_model", MAX_MODEL)?.optional(),
+        default_model: body.string("default_model", store::MAX_MODEL)?.optional(),
     };
     let db = open()?;
     let definition = autocommit_write(|| store::insert(&db, new.clone()))?;
@@ -89,14 +89,16 @@ pub fn update<D: Database>(
     let changes = DefinitionChanges {
         name: name(body)?.not_null("name")?,
         agent_type: agent_type(body)?.not_null("agent_type")?,
-        description: body.string("description", MAX_TEXT)?.for_update(),
+        description: body
+            .string("description", store::MAX_DESCRIPTION)?
+            .for_update(),
         // `capabilities: null` stores `[]`.
         capabilities: match body.string_array("capabilities")? {
             Field::Absent => None,
             Field::Null => Some("[]".into()),
             Field::Value(v) => Some(v),
         },
-        default_model: body.string("default_model", MAX_MODEL)?.for_update(),
+        default_model: body.string("default_model", store::MAX_MODEL)?.for_update(),
     };
     let id = path_id(raw_id, "agent")?;
     let db = open()?;

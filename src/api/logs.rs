@@ -7,9 +7,6 @@ use crate::error::ApiError;
 use crate::http::Response;
 use crate::store::logs::{self as store, LogFilter, NewLog};
 
-const MAX_COMPONENT: usize = 128;
-const MAX_MESSAGE: usize = 65_536;
-
 pub fn list<D: Database>(
     open: impl FnOnce() -> Result<D, ApiError>,
     input: &Input,
@@ -71,7 +68,9 @@ pub fn create<D: Database>(
                 agent_id,
                 log_type,
                 level,
-                message: body.string("message", MAX_MESSAGE)?.required("message")?,
+                message: body
+                    .string("message", store::MAX_MESSAGE)?
+                    .required("message")?,
                 details: body.any_json("details")?.optional(),
             }
         }
@@ -79,10 +78,12 @@ pub fn create<D: Database>(
             body.only(&["source", "component", "message", "log_level", "details"])?;
             NewLog::System {
                 component: body
-                    .non_empty_string("component", MAX_COMPONENT)?
+                    .non_empty_string("component", store::MAX_COMPONENT)?
                     .required("component")?,
                 level,
-                message: body.string("message", MAX_MESSAGE)?.required("message")?,
+                message: body
+                    .string("message", store::MAX_MESSAGE)?
+                    .required("message")?,
                 details: body.any_json("details")?.optional(),
             }
         }

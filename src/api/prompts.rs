@@ -7,9 +7,6 @@ use crate::error::ApiError;
 use crate::http::Response;
 use crate::store::prompts::{self as store, NewPrompt, PromptChanges, PromptFilter};
 
-const MAX_NAME: usize = 256;
-const MAX_TEXT: usize = 1_000_000;
-
 pub fn list<D: Database>(
     open: impl FnOnce() -> Result<D, ApiError>,
     input: &Input,
@@ -42,10 +39,10 @@ pub fn create<D: Database>(
             .one_of("prompt_type", PromptType::parse, PromptType::list)?
             .required("prompt_type")?,
         prompt_text: body
-            .string("prompt_text", MAX_TEXT)?
+            .string("prompt_text", store::MAX_TEXT)?
             .required("prompt_text")?,
-        prompt_name: body.string("prompt_name", MAX_NAME)?.optional(),
-        model_used: body.string("model_used", MAX_NAME)?.optional(),
+        prompt_name: body.string("prompt_name", store::MAX_NAME)?.optional(),
+        model_used: body.string("model_used", store::MAX_NAME)?.optional(),
     };
     let prompt = store::create(&open()?, new)?;
     Ok(created(
@@ -85,8 +82,8 @@ pub fn update<D: Database>(
         status: body
             .one_of("status", PromptStatus::parse, PromptStatus::list)?
             .not_null("status")?,
-        response_text: body.string("response_text", MAX_TEXT)?.for_update(),
-        model_used: body.string("model_used", MAX_NAME)?.for_update(),
+        response_text: body.string("response_text", store::MAX_TEXT)?.for_update(),
+        model_used: body.string("model_used", store::MAX_NAME)?.for_update(),
         tokens_input: body
             .non_negative_int("tokens_input")?
             .not_null("tokens_input")?,
@@ -95,7 +92,7 @@ pub fn update<D: Database>(
             .not_null("tokens_output")?,
         cost_usd: body.non_negative_number("cost_usd")?.not_null("cost_usd")?,
         latency_ms: body.non_negative_int("latency_ms")?.for_update(),
-        error_message: body.string("error_message", MAX_TEXT)?.for_update(),
+        error_message: body.string("error_message", store::MAX_TEXT)?.for_update(),
     };
     let id = path_id(raw_id, "prompt")?;
     match store::update(&open()?, &id, changes)? {

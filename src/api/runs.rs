@@ -8,9 +8,6 @@ use crate::http::{Field, Response};
 use crate::store::runs::{self as store, NewRun, RunChanges, RunFilter};
 use crate::store::stats;
 
-const MAX_SESSION_ID: usize = 256;
-const MAX_TEXT: usize = 65_536;
-
 pub fn list<D: Database>(
     open: impl FnOnce() -> Result<D, ApiError>,
     input: &Input,
@@ -55,7 +52,7 @@ pub fn create<D: Database>(
             .id("orchestrator_agent_id")?
             .required("orchestrator_agent_id")?,
         session_id: body
-            .non_empty_string("session_id", MAX_SESSION_ID)?
+            .non_empty_string("session_id", store::MAX_SESSION_ID)?
             .required("session_id")?,
         parent_agent_id: body.id("parent_agent_id")?.optional(),
         // `null` or absent stores an empty object, as `capabilities: null` stores `[]`.
@@ -96,7 +93,9 @@ pub fn update<D: Database>(
         status: body
             .one_of("status", RunStatus::parse, RunStatus::list)?
             .not_null("status")?,
-        error_message: body.string("error_message", MAX_TEXT)?.for_update(),
+        error_message: body
+            .string("error_message", store::MAX_ERROR_MESSAGE)?
+            .for_update(),
         context: match body.object("context")? {
             Field::Absent => None,
             Field::Null => Some("{}".into()),

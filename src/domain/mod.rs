@@ -4,6 +4,7 @@ pub mod enums;
 pub mod id;
 pub mod name;
 pub mod page;
+pub mod text;
 pub mod time;
 
 pub use enums::{AgentType, LogLevel, LogSource, LogType, PromptStatus, PromptType, RunStatus};

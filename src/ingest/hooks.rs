@@ -16,10 +16,12 @@ use serde_json::{json, Map, Value as Json};
 
 use super::sink::{self, RunSpec};
 use crate::db::Database;
+use crate::domain::text::truncate;
 use crate::domain::{AgentName, AgentType, LogLevel, LogType, RunStatus};
 use crate::error::ApiError;
 use crate::http::Query;
-use crate::store::runs::Run;
+use crate::store::runs::{self, Run};
+use crate::store::{ingest_keys, prompts};
 
 /// The most of a tool's input or response kept in its `tool_call` log, in bytes of its
 /// JSON text; longer ones are cut at a character boundary and kept as a string.
@@ -53,12 +55,12 @@ impl Target {
         };
         let session = query.text_filter("session")?;
         if let Some(s) = &session {
-            if s.chars().count() > sink::MAX_SESSION_ID {
+            if s.chars().count() > runs::MAX_SESSION_ID {
                 return Err(ApiError::bad_query(
                     "session",
                     format!(
                         "session must be at most {} characters",
-                        sink::MAX_SESSION_ID
+                        runs::MAX_SESSION_ID
                     ),
                 ));
             }
@@ -89,7 +91,7 @@ pub fn apply<D: Database>(
         .map(str::to_owned)
         .or_else(|| target.session.clone())
         .ok_or_else(|| ApiError::validation("session_id", "a hook event needs its session_id"))?;
-    let claude_session = sink::truncate(&claude_session, sink::MAX_SESSION_ID);
+    let claude_session = truncate(&claude_session, runs::MAX_SESSION_ID);
     let session = target
         .session
         .clone()
@@ -275,7 +277,7 @@ fn once<D: Database>(
     write: impl FnOnce(&D) -> Result<(), crate::db::DbError>,
 ) -> Result<(), ApiError> {
     let key = format!("hash:{}", sink::digest(&Json::Object(event.clone())));
-    if sink::claim(db, &key, &run.id)? {
+    if ingest_keys::claim(db, &key, &run.id)? {
         write(db)?;
     }
     Ok(())
@@ -292,42 +294,17 @@ fn open_prompt<D: Database>(
     prompt: &str,
     source_prompt_id: Option<&str>,
 ) -> Result<(), ApiError> {
-    let prompt = sink::truncate(prompt, sink::MAX_PROMPT_TEXT);
+    let prompt = truncate(prompt, prompts::MAX_TEXT);
     let seen = match source_prompt_id {
-        Some(source) => db.execute(
-            "SELECT 1 FROM prompts WHERE agent_id = ?1 AND source_prompt_id = ?2 \
-             AND prompt_name = 'UserPromptSubmit' LIMIT 1",
-            &[
-                run.id.as_str().into(),
-                sink::truncate(source, sink::MAX_SESSION_ID).into(),
-            ],
-        )?,
-        None => db.execute(
-            "SELECT 1 FROM prompts WHERE agent_id = ?1 AND status IN ('pending', 'streaming') \
-             AND prompt_text = ?2 LIMIT 1",
-            &[run.id.as_str().into(), prompt.as_str().into()],
-        )?,
+        Some(source) => prompts::has_user_prompt(db, &run.id, source)?,
+        None => prompts::has_open_prompt(db, &run.id, &prompt)?,
     };
-    if !seen.is_empty() {
+    if seen {
         return Ok(());
     }
-    let id = crate::domain::Id::new_v4();
-    db.execute(
-        "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, status, \
-         tokens_input, tokens_output, cost_usd, created_at, source_prompt_id) \
-         VALUES (?1, ?2, 'command', 'UserPromptSubmit', ?3, 'pending', 0, 0, 0, ?4, ?5)",
-        &[
-            id.as_str().into(),
-            run.id.as_str().into(),
-            prompt.into(),
-            crate::domain::time::now_rfc3339().into(),
-            source_prompt_id
-                .map(|s| sink::truncate(s, sink::MAX_SESSION_ID))
-                .into(),
-        ],
-    )?;
+    let id = prompts::insert_user_prompt(db, &run.id, &prompt, source_prompt_id)?;
     if let Some(source) = source_prompt_id {
-        sink::link_calls(db, id.as_str(), source)?;
+        prompts::link_calls(db, id.as_str(), source)?;
     }
     Ok(())
 }
@@ -340,22 +317,7 @@ fn close_prompt<D: Database>(
     response: Option<&str>,
     error: Option<&str>,
 ) -> Result<(), ApiError> {
-    let now = crate::domain::time::now_rfc3339();
-    db.execute(
-        "UPDATE prompts SET status = ?2, completed_at = ?3, \
-         response_text = COALESCE(?4, response_text), error_message = COALESCE(?5, error_message), \
-         latency_ms = CAST(MAX(0, (julianday(?3) - julianday(created_at)) * 86400000) AS INTEGER) \
-         WHERE agent_id = ?1 AND status IN ('pending', 'streaming')",
-        &[
-            run.id.as_str().into(),
-            status.into(),
-            now.into(),
-            response
-                .map(|r| sink::truncate(r, sink::MAX_PROMPT_TEXT))
-                .into(),
-            error.map(|e| sink::truncate(e, sink::MAX_MESSAGE)).into(),
-        ],
-    )?;
+    prompts::close_open(db, &run.id, status, response, error)?;
     Ok(())
 }
 
@@ -381,7 +343,7 @@ fn tool_call<D: Database>(
         "tool_response": excerpt(event.get("tool_response")),
     });
     if failed {
-        details["error"] = json!(error.map(|e| sink::truncate(e, MAX_EXCERPT)));
+        details["error"] = json!(error.map(|e| truncate(e, MAX_EXCERPT)));
         details["is_interrupt"] = event.get("is_interrupt").cloned().unwrap_or(Json::Null);
     }
     let (level, message) = if failed {
@@ -394,7 +356,7 @@ fn tool_call<D: Database>(
     };
     let Some(tool_use_id) = tool_use_id else {
         let key = format!("hash:{}", sink::digest(&Json::Object(event.clone())));
-        if sink::claim(db, &key, &run.id)? {
+        if ingest_keys::claim(db, &key, &run.id)? {
             sink::log(db, &run.id, level, LogType::ToolCall, &message, &details)?;
         }
         return Ok(());
@@ -422,7 +384,7 @@ pub fn excerpt(value: Option<&Json>) -> Json {
         return value.clone();
     }
     json!({
-        "excerpt": sink::truncate(&text, MAX_EXCERPT),
+        "excerpt": truncate(&text, MAX_EXCERPT),
         "truncated": true,
         "bytes": text.len(),
     })

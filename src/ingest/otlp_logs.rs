@@ -22,11 +22,15 @@ use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 
 use super::otlp::{self, Attrs, Outcome};
-use super::sink::{self, Call, RunSpec};
+use super::sink::{self, RunSpec};
 use crate::db::Database;
+use crate::domain::text::truncate;
 use crate::domain::time::{from_unix_nanos, minus_millis, parse_rfc3339};
 use crate::domain::{AgentType, LogLevel, LogType, RunStatus};
 use crate::error::ApiError;
+use crate::store::ingest_keys;
+use crate::store::prompts::FinishedCall;
+use crate::store::runs;
 use crate::store::runs::Run;
 
 /// One log record: its body and its attributes (the resource's, then its own, winning).
@@ -104,7 +108,7 @@ impl Record {
 pub fn apply<D: Database>(db: &D, records: &[Record]) -> Result<Outcome, ApiError> {
     let mut outcome = Outcome::default();
     let mut landing = Landing::new(db);
-    let mut calls: Vec<(String, Call)> = Vec::new();
+    let mut calls: Vec<(String, FinishedCall)> = Vec::new();
     for record in records {
         let Some(event) = record.event() else {
             continue;
@@ -116,9 +120,9 @@ pub fn apply<D: Database>(db: &D, records: &[Record]) -> Result<Outcome, ApiErro
             outcome.reject(|| format!("a claude_code.{event} record has no session.id"));
             continue;
         };
-        let session = sink::truncate(&session, sink::MAX_SESSION_ID);
+        let session = truncate(&session, runs::MAX_SESSION_ID);
         let run = landing.run(&session, record.text("agent_id").as_deref())?;
-        if !sink::claim(db, &format!("hash:otlp-log:{}", record.digest), &run)? {
+        if !ingest_keys::claim(db, &format!("hash:otlp-log:{}", record.digest), &run)? {
             continue;
         }
         match event.as_str() {
@@ -138,7 +142,7 @@ pub fn apply<D: Database>(db: &D, records: &[Record]) -> Result<Outcome, ApiErro
             }
         }
     }
-    let calls: Vec<(&str, &Call)> = calls
+    let calls: Vec<(&str, &FinishedCall)> = calls
         .iter()
         .map(|(run, call)| (run.as_str(), call))
         .collect();
@@ -148,7 +152,7 @@ pub fn apply<D: Database>(db: &D, records: &[Record]) -> Result<Outcome, ApiErro
 
 /// A `claude_code.api_request`: one model call, at its own time (`event.timestamp`, else
 /// the record's), tied to the user prompt it served (`prompt.id`).
-fn api_request(record: &Record) -> Call {
+fn api_request(record: &Record) -> FinishedCall {
     let latency_ms = record.number("duration_ms").map(|d| d.max(0.0) as i64);
     let ended_at = record
         .text("event.timestamp")
@@ -157,7 +161,7 @@ fn api_request(record: &Record) -> Call {
     let started_at = ended_at
         .as_deref()
         .and_then(|end| minus_millis(end, latency_ms.unwrap_or(0)));
-    Call {
+    FinishedCall {
         prompt_name: Some("claude_code.api_request".into()),
         prompt_text: String::new(),
         model_used: record.text("model"),
@@ -170,7 +174,7 @@ fn api_request(record: &Record) -> Call {
         started_at,
         ended_at,
         source_prompt_id: record.text("prompt.id"),
-        ..Call::default()
+        ..FinishedCall::default()
     }
 }
 
@@ -246,7 +250,7 @@ impl<'a, D: Database> Landing<'a, D> {
         let Some(agent_id) = agent_id.filter(|a| !a.is_empty()) else {
             return Ok(main.id);
         };
-        let agent_id = sink::truncate(agent_id, sink::MAX_SESSION_ID);
+        let agent_id = truncate(agent_id, runs::MAX_SESSION_ID);
         let child = self.ensure(
             format!("run:cc:{session}:{agent_id}"),
             session,

@@ -47,11 +47,14 @@ use serde_json::{json, Map, Value as Json};
 
 use super::hooks::excerpt;
 use super::otlp::{self, Attrs, Outcome};
-use super::sink::{self, Call, LogRow, RunSpec};
+use super::sink::{self, LogRow, RunSpec};
 use crate::db::Database;
+use crate::domain::text::truncate;
 use crate::domain::time::from_unix_nanos;
 use crate::domain::{AgentName, AgentType, Id, LogLevel, LogType, RunStatus};
 use crate::error::ApiError;
+use crate::store::ingest_keys;
+use crate::store::prompts::FinishedCall;
 use crate::store::runs::{self, Run};
 
 /// The definition of runs whose spans name no agent and no service.
@@ -258,8 +261,8 @@ pub fn apply<D: Database>(db: &D, spans: &[Span]) -> Result<Outcome, ApiError> {
         batch.land(i)?;
     }
     // The batch's rows in a few multi-row statements rather than one round trip each.
-    sink::claim_all(db, &batch.claims)?;
-    let prompts: Vec<(&str, &Call)> = batch
+    ingest_keys::claim_all(db, &batch.claims)?;
+    let prompts: Vec<(&str, &FinishedCall)> = batch
         .prompts
         .iter()
         .map(|(run, call)| (run.as_str(), call))
@@ -298,19 +301,7 @@ fn applied_before<D: Database>(
         .filter(|s| s.valid && s.kind != Kind::Other)
         .map(Span::key)
         .collect();
-    let mut applied = HashMap::new();
-    for chunk in keys.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let params: Vec<_> = chunk.iter().map(|k| k.as_str().into()).collect();
-        let mut rows = db.execute(
-            &format!("SELECT key, agent_id FROM ingest_keys WHERE key IN ({marks})"),
-            &params,
-        )?;
-        for mut row in rows.iter() {
-            applied.insert(row.text(0)?, row.text(1)?);
-        }
-    }
-    Ok(applied)
+    Ok(ingest_keys::runs_of(db, &keys)?)
 }
 
 struct Batch<'a, D: Database> {
@@ -333,7 +324,7 @@ struct Batch<'a, D: Database> {
     claimed: HashSet<String>,
     /// Prompts (run id, call) and tool-call logs (run id, level, message, details) to
     /// write once the batch is placed.
-    prompts: Vec<(String, Call)>,
+    prompts: Vec<(String, FinishedCall)>,
     logs: Vec<(String, LogLevel, String, Json)>,
 }
 
@@ -386,7 +377,7 @@ impl<D: Database> Batch<'_, D> {
             .or_else(|| self.conversations.get(span.trace.as_str()).cloned())
         {
             Some(id) => Session {
-                id: sink::truncate(&id, sink::MAX_SESSION_ID),
+                id: truncate(&id, runs::MAX_SESSION_ID),
                 from_trace: false,
             },
             None => Session {
@@ -540,7 +531,7 @@ impl<D: Database> Batch<'_, D> {
             }
             Kind::Chat => {
                 let run = self.move_run(run, RunStatus::Executing, None)?;
-                let call = Call {
+                let call = FinishedCall {
                     prompt_name: Some(span.name.clone()),
                     prompt_text: attrs
                         .content(&["gen_ai.input.messages", "gen_ai.prompt"])

@@ -7,18 +7,16 @@
 //! ([`crate::store::runs::record_state_change`]), so the feed shows ingested runs live;
 //! prompt costs roll up into the run by the triggers of migration 0002, as for the API.
 
-use crate::db::{Database, DbError, Value};
+use crate::db::{Database, DbError};
+use crate::domain::text::truncate;
 use crate::domain::AgentName;
 use crate::domain::{time::now_rfc3339, AgentType, Id, LogLevel, LogType, RunStatus};
 use crate::error::ApiError;
 use crate::store::definitions::{self, NewDefinition};
+use crate::store::ingest_keys;
+use crate::store::logs::{self as log_store, AgentLogRow};
+use crate::store::prompts::{self, FinishedCall};
 use crate::store::runs::{self, NewRun, Run};
-
-/// Text limits of what we copy from outside payloads (the API's own limits).
-pub const MAX_SESSION_ID: usize = 256;
-pub const MAX_MESSAGE: usize = 65_536;
-pub const MAX_PROMPT_TEXT: usize = 1_000_000;
-pub const MAX_MODEL: usize = 256;
 
 /// The id of the definition called `name`, created with `agent_type` on first use (an
 /// existing definition keeps its own type).
@@ -27,12 +25,8 @@ pub fn definition<D: Database>(
     name: &str,
     agent_type: AgentType,
 ) -> Result<String, ApiError> {
-    let mut found = db.execute(
-        "SELECT id FROM orchestrator_agents WHERE name = ?1",
-        &[name.into()],
-    )?;
-    if let Some(mut row) = found.first() {
-        return Ok(row.text(0)?);
+    if let Some(id) = definitions::id_by_name(db, name)? {
+        return Ok(id);
     }
     let name = AgentName::parse(name.to_owned()).map_err(ApiError::bad_request)?;
     let created = definitions::insert(
@@ -50,14 +44,10 @@ pub fn definition<D: Database>(
 
 /// The run a key names, if one was recorded.
 pub fn run_for_key<D: Database>(db: &D, key: &str) -> Result<Option<Run>, ApiError> {
-    let mut rows = db.execute(
-        "SELECT agent_id FROM ingest_keys WHERE key = ?1",
-        &[key.into()],
-    )?;
-    let Some(mut row) = rows.first() else {
+    let Some(run_id) = ingest_keys::run_of(db, key)? else {
         return Ok(None);
     };
-    match Id::parse(&row.text(0)?) {
+    match Id::parse(&run_id) {
         Some(id) => Ok(runs::get(db, &id)?),
         None => Ok(None),
     }
@@ -87,7 +77,7 @@ pub fn ensure_run<D: Database>(db: &D, spec: RunSpec<'_>) -> Result<Run, ApiErro
         db,
         NewRun {
             orchestrator_agent_id: id_of(spec.definition_id, "definition")?,
-            session_id: truncate(spec.session_id, MAX_SESSION_ID),
+            session_id: truncate(spec.session_id, runs::MAX_SESSION_ID),
             parent_agent_id: spec.parent_agent_id.map(|p| id_of(p, "run")).transpose()?,
             context: spec.context.to_string(),
             config: "{}".into(),
@@ -95,10 +85,7 @@ pub fn ensure_run<D: Database>(db: &D, spec: RunSpec<'_>) -> Result<Run, ApiErro
             project: spec.project.map(|p| cut_chars(p, runs::MAX_PROJECT)),
         },
     )?;
-    db.execute(
-        "INSERT INTO ingest_keys (key, agent_id) VALUES (?1, ?2)",
-        &[spec.key.into(), run.id.as_str().into()],
-    )?;
+    ingest_keys::insert(db, spec.key, &run.id)?;
     Ok(run)
 }
 
@@ -118,11 +105,7 @@ pub fn describe<D: Database>(
     if new_title.is_none() && project.is_none() {
         return Ok(run);
     }
-    db.execute(
-        "UPDATE agents SET title = COALESCE(title, ?2), project = COALESCE(project, ?3) \
-         WHERE id = ?1",
-        &[run.id.as_str().into(), new_title.into(), project.into()],
-    )?;
+    runs::fill_title_project(db, &run.id, new_title, project)?;
     let id = Id::parse(&run.id).ok_or_else(|| ApiError::internal("stored run id"))?;
     runs::get(db, &id)?.ok_or_else(|| ApiError::internal("a run just updated is gone"))
 }
@@ -163,63 +146,8 @@ pub fn move_run<D: Database>(
     if from.is_final() || from == to || !from.can_move_to(to) {
         return Ok(run);
     }
-    let now = now_rfc3339();
-    let completed_at = to.is_final().then(|| now.clone());
-    db.execute(
-        "UPDATE agents SET status = ?2, completed_at = COALESCE(?3, completed_at), \
-         error_message = COALESCE(?4, error_message), last_activity_at = ?5 WHERE id = ?1",
-        &[
-            run.id.as_str().into(),
-            to.as_str().into(),
-            completed_at.into(),
-            error_message.map(|m| truncate(m, MAX_MESSAGE)).into(),
-            now.as_str().into(),
-        ],
-    )?;
-    let id = Id::parse(&run.id).ok_or_else(|| ApiError::internal("stored run id"))?;
-    let moved =
-        runs::get(db, &id)?.ok_or_else(|| ApiError::internal("a run just updated is gone"))?;
-    runs::record_state_change(db, Some(from), &moved, &now)?;
-    Ok(moved)
-}
-
-/// Record `key` as applied for `run_id`; `false` when it already was (a redelivery).
-pub fn claim<D: Database>(db: &D, key: &str, run_id: &str) -> Result<bool, DbError> {
-    let rows = db.execute(
-        "INSERT INTO ingest_keys (key, agent_id) VALUES (?1, ?2) \
-         ON CONFLICT (key) DO NOTHING RETURNING key",
-        &[key.into(), run_id.into()],
-    )?;
-    Ok(!rows.is_empty())
-}
-
-/// Record each `(key, run id)` not recorded yet, in as few statements as possible (a batch
-/// of spans claims all its keys at once rather than one round trip each).
-pub fn claim_all<D: Database>(db: &D, claims: &[(String, String)]) -> Result<(), DbError> {
-    for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-        let mut params = Vec::with_capacity(chunk.len() * 2);
-        for (key, run_id) in chunk {
-            params.push(key.as_str().into());
-            params.push(run_id.as_str().into());
-        }
-        db.execute(
-            &format!(
-                "INSERT INTO ingest_keys (key, agent_id) VALUES {} ON CONFLICT (key) DO NOTHING",
-                rows(chunk.len(), 2)
-            ),
-            &params,
-        )?;
-    }
-    Ok(())
-}
-
-/// Rows per multi-row INSERT: far below SQLite's 32,766 parameters for every table here.
-const ROWS_PER_STATEMENT: usize = 200;
-
-/// `(?, ?), (?, ?), …`: `count` rows of `width` parameters.
-fn rows(count: usize, width: usize) -> String {
-    let row = format!("({})", vec!["?"; width].join(", "));
-    vec![row; count].join(", ")
+    let error_message = error_message.map(|m| truncate(m, runs::MAX_ERROR_MESSAGE));
+    runs::move_status(db, run, from, to, error_message)
 }
 
 /// One agent log row to write (never `state_change`: those come from [`move_run`]).
@@ -254,29 +182,17 @@ pub fn log<D: Database>(
 
 /// Write agent log rows, a few hundred a statement.
 pub fn logs<D: Database>(db: &D, logs: &[LogRow<'_>]) -> Result<(), DbError> {
-    let now = now_rfc3339();
-    for chunk in logs.chunks(ROWS_PER_STATEMENT) {
-        let mut params = Vec::with_capacity(chunk.len() * 6);
-        for log in chunk {
-            params.extend([
-                log.run_id.into(),
-                log.level.as_str().into(),
-                log.log_type.as_str().into(),
-                truncate(&log.message, MAX_MESSAGE).into(),
-                log.details.to_string().into(),
-                now.as_str().into(),
-            ]);
-        }
-        db.execute(
-            &format!(
-                "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, \
-                 created_at) VALUES {}",
-                rows(chunk.len(), 6)
-            ),
-            &params,
-        )?;
-    }
-    Ok(())
+    let rows: Vec<AgentLogRow<'_>> = logs
+        .iter()
+        .map(|log| AgentLogRow {
+            run_id: log.run_id,
+            level: log.level,
+            log_type: log.log_type,
+            message: log.message.clone(),
+            details: log.details.to_string(),
+        })
+        .collect();
+    log_store::insert_agent_rows(db, &rows, &now_rfc3339())
 }
 
 /// Which report of a tool call this is: Claude Code sends two for each call, a
@@ -315,7 +231,7 @@ pub struct ToolCall<'a> {
 /// changes nothing.
 pub fn tool_call<D: Database>(db: &D, run_id: &str, call: ToolCall<'_>) -> Result<(), DbError> {
     let key = format!("tool:{}:{}", call.session, call.tool_use_id);
-    if claim(db, &key, run_id)? {
+    if ingest_keys::claim(db, &key, run_id)? {
         return log(
             db,
             run_id,
@@ -325,125 +241,26 @@ pub fn tool_call<D: Database>(db: &D, run_id: &str, call: ToolCall<'_>) -> Resul
             &call.details,
         );
     }
-    let failed = call.level == LogLevel::Error;
-    db.execute(
-        &format!(
-            "UPDATE agent_logs SET details = json_patch(COALESCE(details, '{{}}'), ?3), \
-             log_level = CASE WHEN ?4 THEN 'ERROR' ELSE log_level END, \
-             message = CASE WHEN ?4 THEN ?5 ELSE message END \
-             WHERE agent_id = (SELECT agent_id FROM ingest_keys WHERE key = ?1) \
-             AND log_type = 'tool_call' AND json_extract(details, '$.tool_use_id') = ?2 \
-             AND json_extract(details, '{}') IS NULL",
-            call.part.marker()
-        ),
-        &[
-            key.into(),
-            call.tool_use_id.into(),
-            call.details.to_string().into(),
-            i64::from(failed).into(),
-            truncate(&call.message, MAX_MESSAGE).into(),
-        ],
-    )?;
-    Ok(())
+    log_store::merge_tool_call(
+        db,
+        &key,
+        call.tool_use_id,
+        call.part.marker(),
+        &call.details.to_string(),
+        call.level == LogLevel::Error,
+        &call.message,
+    )
 }
-
-/// A finished LLM call, as OTLP reports it.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Call {
-    pub prompt_name: Option<String>,
-    pub prompt_text: String,
-    pub response_text: Option<String>,
-    pub model_used: Option<String>,
-    pub tokens_input: i64,
-    pub tokens_output: i64,
-    pub cost_usd: f64,
-    pub latency_ms: Option<i64>,
-    pub failed: Option<String>,
-    /// When the call started and ended (the event's own times, API format); `None`: now.
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
-    /// The outside tool's id of the user prompt this call served (Claude Code's
-    /// `prompt.id`): the call's `parent_prompt_id` is the user prompt recorded with it, now
-    /// or when it arrives (see [`link_calls`]).
-    pub source_prompt_id: Option<String>,
-}
-
-/// A user prompt that an outside tool names (Claude Code's UserPromptSubmit): the prompt a
-/// model call with the same `source_prompt_id` is the child of.
-const USER_PROMPT: &str = "UserPromptSubmit";
 
 /// Insert finished prompts of runs, a few hundred a statement (the roll-up triggers still
 /// run per row, inside SQLite), each tied to its user prompt when that is known. Every run
 /// whose cost or tokens this changed gets one `cost_update` feed event, however many of its
 /// calls the batch held.
-pub fn finished_prompts<D: Database>(db: &D, calls: &[(&str, &Call)]) -> Result<(), ApiError> {
-    let now = now_rfc3339();
-    // One placeholder row: the parent is looked up by the call's source prompt id in SQL.
-    let row = format!(
-        "(?, ?, 'command', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-         (SELECT u.id FROM prompts u WHERE u.source_prompt_id = ? AND u.prompt_name = '{USER_PROMPT}' \
-          AND u.parent_prompt_id IS NULL ORDER BY u.created_at LIMIT 1))"
-    );
-    for chunk in calls.chunks(ROWS_PER_STATEMENT) {
-        let mut params = Vec::with_capacity(chunk.len() * 16);
-        for (run_id, call) in chunk {
-            let status = if call.failed.is_some() {
-                "failed"
-            } else {
-                "completed"
-            };
-            let ended = call.ended_at.clone().unwrap_or_else(|| now.clone());
-            let started = call.started_at.clone().unwrap_or_else(|| ended.clone());
-            let source = call
-                .source_prompt_id
-                .as_deref()
-                .map(|p| truncate(p, MAX_SESSION_ID));
-            params.extend([
-                Id::new_v4().into(),
-                (*run_id).into(),
-                call.prompt_name
-                    .as_deref()
-                    .map(|n| truncate(n, MAX_MODEL))
-                    .into(),
-                truncate(&call.prompt_text, MAX_PROMPT_TEXT).into(),
-                call.response_text
-                    .as_deref()
-                    .map(|t| truncate(t, MAX_PROMPT_TEXT))
-                    .into(),
-                status.into(),
-                call.model_used
-                    .as_deref()
-                    .map(|m| truncate(m, MAX_MODEL))
-                    .into(),
-                call.tokens_input.max(0).into(),
-                call.tokens_output.max(0).into(),
-                Value::Real(if call.cost_usd.is_finite() {
-                    call.cost_usd.max(0.0)
-                } else {
-                    0.0
-                }),
-                call.latency_ms.map(|l| l.max(0)).into(),
-                started.into(),
-                ended.into(),
-                call.failed
-                    .as_deref()
-                    .map(|m| truncate(m, MAX_MESSAGE))
-                    .into(),
-                source.clone().into(),
-                source.into(),
-            ]);
-        }
-        db.execute(
-            &format!(
-                "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, \
-                 response_text, status, model_used, tokens_input, tokens_output, cost_usd, \
-                 latency_ms, created_at, completed_at, error_message, source_prompt_id, \
-                 parent_prompt_id) VALUES {}",
-                rows_with(chunk.len(), &row)
-            ),
-            &params,
-        )?;
-    }
+pub fn finished_prompts<D: Database>(
+    db: &D,
+    calls: &[(&str, &FinishedCall)],
+) -> Result<(), ApiError> {
+    prompts::insert_finished(db, calls)?;
     let mut changed: Vec<&str> = calls
         .iter()
         .filter(|(_, c)| c.cost_usd > 0.0 || c.tokens_input > 0 || c.tokens_output > 0)
@@ -457,41 +274,6 @@ pub fn finished_prompts<D: Database>(db: &D, calls: &[(&str, &Call)]) -> Result<
         }
     }
     Ok(())
-}
-
-/// A user prompt `user_prompt` that an outside tool calls `source_prompt_id` became known:
-/// the model calls that arrived before it and named it become its children.
-pub fn link_calls<D: Database>(
-    db: &D,
-    user_prompt: &str,
-    source_prompt_id: &str,
-) -> Result<(), DbError> {
-    db.execute(
-        "UPDATE prompts SET parent_prompt_id = ?1 WHERE source_prompt_id = ?2 \
-         AND parent_prompt_id IS NULL AND id <> ?1 AND prompt_name IS NOT 'UserPromptSubmit'",
-        &[
-            user_prompt.into(),
-            truncate(source_prompt_id, MAX_SESSION_ID).into(),
-        ],
-    )?;
-    Ok(())
-}
-
-/// `count` copies of one row's placeholder text.
-fn rows_with(count: usize, row: &str) -> String {
-    vec![row; count].join(", ")
-}
-
-/// `text` cut to at most `max` bytes at a character boundary.
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }
 
 /// A stable digest of a JSON value (keys in sorted order: serde_json's map is a BTreeMap),

@@ -23,6 +23,11 @@ pub struct Definition {
 
 const TABLE: &str = "orchestrator_agents";
 
+/// The longest `description` a definition keeps, in characters.
+pub const MAX_DESCRIPTION: usize = 4096;
+/// The longest `default_model` a definition keeps, in characters.
+pub const MAX_MODEL: usize = 256;
+
 const COLUMNS: &str =
     "id, name, description, agent_type, capabilities, default_model, created_at, updated_at";
 
@@ -96,6 +101,18 @@ pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Definition>, DbError> 
 }
 
 /// Insert; a taken name is a 409.
+/// The id of the definition called `name`, if there is one.
+pub fn id_by_name<D: Database>(db: &D, name: &str) -> Result<Option<String>, DbError> {
+    let mut found = db.execute(
+        "SELECT id FROM orchestrator_agents WHERE name = ?1",
+        &[name.into()],
+    )?;
+    match found.first() {
+        Some(mut row) => Ok(Some(row.text(0)?)),
+        None => Ok(None),
+    }
+}
+
 pub fn insert<D: Database>(db: &D, new: NewDefinition) -> Result<Definition, ApiError> {
     let now = now_rfc3339();
     let sql = format!(

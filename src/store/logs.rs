@@ -3,10 +3,16 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{bind, unreadable};
+use super::{bind, placeholder_rows, unreadable, ROWS_PER_STATEMENT};
 use crate::db::{Database, DbError, DbErrorKind, Row, Value};
-use crate::domain::{time::now_rfc3339, Id, LogLevel, LogSource, LogType, Page};
+use crate::domain::{text::truncate, time::now_rfc3339, Id, LogLevel, LogSource, LogType, Page};
 use crate::error::ApiError;
+
+/// The longest `message` a log line keeps, in characters (the API refuses a longer one,
+/// ingest cuts it to as many bytes).
+pub const MAX_MESSAGE: usize = 65_536;
+/// The longest `component` of a system log line, in characters.
+pub const MAX_COMPONENT: usize = 128;
 
 /// A log line of either table. Agent lines carry `agent_id` and `log_type`, system lines
 /// `component`; ids are unique within their source.
@@ -176,4 +182,103 @@ pub fn insert<D: Database>(db: &D, new: NewLog) -> Result<Log, ApiError> {
         _ => e.into(),
     })?;
     super::returned(rows, from_row)
+}
+
+/// One `agent_logs` row written as it is (ingest's batches, the feed's rows). `details` is
+/// JSON text; `message` is cut to [`MAX_MESSAGE`] bytes.
+pub struct AgentLogRow<'a> {
+    pub run_id: &'a str,
+    pub level: LogLevel,
+    pub log_type: LogType,
+    pub message: String,
+    pub details: String,
+}
+
+/// Write agent log rows created at `created_at`, a few hundred a statement.
+pub fn insert_agent_rows<D: Database>(
+    db: &D,
+    rows: &[AgentLogRow<'_>],
+    created_at: &str,
+) -> Result<(), DbError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut params = Vec::with_capacity(chunk.len() * 6);
+        for row in chunk {
+            params.extend([
+                row.run_id.into(),
+                row.level.as_str().into(),
+                row.log_type.as_str().into(),
+                truncate(&row.message, MAX_MESSAGE).into(),
+                row.details.as_str().into(),
+                created_at.into(),
+            ]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, \
+                 created_at) VALUES {}",
+                placeholder_rows(chunk.len(), 6)
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
+}
+
+/// One row of the live feed (a run's `state_change` or `cost_update`, written by
+/// [`super::runs`] in the transaction of the change): an INFO line whose `details` (JSON
+/// text) carry the run.
+pub(crate) fn insert_feed_row<D: Database>(
+    db: &D,
+    run_id: &str,
+    log_type: LogType,
+    message: &str,
+    details: &str,
+    created_at: &str,
+) -> Result<(), DbError> {
+    db.execute(
+        "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at) \
+         VALUES (?1, 'INFO', ?2, ?3, ?4, ?5)",
+        &[
+            run_id.into(),
+            log_type.as_str().into(),
+            message.into(),
+            details.into(),
+            created_at.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A second report of a tool call whose `tool_call` log exists: the log of the run that
+/// `key` (the call's ingest key) landed on, with this `tool_use_id`, gets `details` merged
+/// into its details (RFC 7396), unless its details hold `marker` (a JSON path: this report
+/// was applied before). A `failed` report also makes it an error with `message` (cut to
+/// [`MAX_MESSAGE`] bytes).
+pub fn merge_tool_call<D: Database>(
+    db: &D,
+    key: &str,
+    tool_use_id: &str,
+    marker: &str,
+    details: &str,
+    failed: bool,
+    message: &str,
+) -> Result<(), DbError> {
+    db.execute(
+        &format!(
+            "UPDATE agent_logs SET details = json_patch(COALESCE(details, '{{}}'), ?3), \
+             log_level = CASE WHEN ?4 THEN 'ERROR' ELSE log_level END, \
+             message = CASE WHEN ?4 THEN ?5 ELSE message END \
+             WHERE agent_id = (SELECT agent_id FROM ingest_keys WHERE key = ?1) \
+             AND log_type = 'tool_call' AND json_extract(details, '$.tool_use_id') = ?2 \
+             AND json_extract(details, '{marker}') IS NULL"
+        ),
+        &[
+            key.into(),
+            tool_use_id.into(),
+            details.into(),
+            i64::from(failed).into(),
+            truncate(message, MAX_MESSAGE).into(),
+        ],
+    )?;
+    Ok(())
 }

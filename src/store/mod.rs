@@ -3,6 +3,7 @@
 
 pub mod definitions;
 pub mod events;
+pub mod ingest_keys;
 pub mod logs;
 pub mod prompts;
 pub mod retention;
@@ -21,6 +22,15 @@ use crate::error::ApiError;
 pub(crate) fn exists<D: Database>(db: &D, table: &str, id: &str) -> Result<bool, DbError> {
     let sql = format!("SELECT 1 FROM {table} WHERE id = ?1");
     Ok(!db.execute(&sql, &[Value::from(id)])?.is_empty())
+}
+
+/// Rows per multi-row INSERT: far below SQLite's 32,766 parameters for every table here.
+pub(crate) const ROWS_PER_STATEMENT: usize = 200;
+
+/// `(?, ?), (?, ?), …`: `count` rows of `width` parameters.
+pub(crate) fn placeholder_rows(count: usize, width: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    vec![row; count].join(", ")
 }
 
 /// `?N` placeholders for `values`, appended to `params`; returns the placeholder text.

@@ -4,10 +4,26 @@
 
 use serde::Serialize;
 
-use super::{bind, exists, status_change, stored_status, Update};
-use crate::db::{write_transaction, Database, DbError, Row};
-use crate::domain::{time::now_rfc3339, Id, Page, PromptStatus, PromptType};
+use super::{bind, exists, status_change, stored_status, Update, ROWS_PER_STATEMENT};
+use crate::db::{write_transaction, Database, DbError, Row, Value};
+use crate::domain::{text::truncate, time::now_rfc3339, Id, Page, PromptStatus, PromptType};
 use crate::error::ApiError;
+
+/// The longest `prompt_text`, `response_text` and `error_message` a prompt keeps, in
+/// characters (the API refuses longer ones; ingest cuts texts to as many bytes).
+pub const MAX_TEXT: usize = 1_000_000;
+/// The longest `prompt_name` and `model_used`, in characters.
+pub const MAX_NAME: usize = 256;
+/// The longest `source_prompt_id` (an outside tool's id of a user prompt), in bytes.
+pub const MAX_SOURCE_PROMPT_ID: usize = 256;
+/// What ingest keeps of a failed call's or prompt's error, in bytes: less than the API's
+/// [`MAX_TEXT`] (as it always was; see the report of issue 23).
+pub const MAX_INGESTED_ERROR: usize = 65_536;
+
+/// The `prompt_name` of a user prompt that an outside tool names (Claude Code's
+/// UserPromptSubmit): the prompt a model call with the same `source_prompt_id` is the child
+/// of.
+pub const USER_PROMPT: &str = "UserPromptSubmit";
 
 /// A prompt as the API returns it.
 #[derive(Debug, Serialize)]
@@ -206,4 +222,197 @@ pub fn update<D: Database>(
         }
         Ok(Some(prompt))
     })
+}
+
+/// A finished LLM call, as ingest reports it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FinishedCall {
+    pub prompt_name: Option<String>,
+    pub prompt_text: String,
+    pub response_text: Option<String>,
+    pub model_used: Option<String>,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub cost_usd: f64,
+    pub latency_ms: Option<i64>,
+    pub failed: Option<String>,
+    /// When the call started and ended (the event's own times, API format); `None`: now.
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// The outside tool's id of the user prompt this call served (Claude Code's
+    /// `prompt.id`): the call's `parent_prompt_id` is the user prompt recorded with it, now
+    /// or when it arrives (see [`link_calls`]).
+    pub source_prompt_id: Option<String>,
+}
+
+/// Insert finished calls of runs (`(run id, call)`), a few hundred a statement (the roll-up
+/// triggers still run per row, inside SQLite), each tied to its user prompt when that is
+/// known. Texts are cut to the column limits; negative counts and costs read as 0.
+pub fn insert_finished<D: Database>(
+    db: &D,
+    calls: &[(&str, &FinishedCall)],
+) -> Result<(), DbError> {
+    let now = now_rfc3339();
+    // One placeholder row: the parent is looked up by the call's source prompt id in SQL.
+    let row = format!(
+        "(?, ?, 'command', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         (SELECT u.id FROM prompts u WHERE u.source_prompt_id = ? AND u.prompt_name = '{USER_PROMPT}' \
+          AND u.parent_prompt_id IS NULL ORDER BY u.created_at LIMIT 1))"
+    );
+    for chunk in calls.chunks(ROWS_PER_STATEMENT) {
+        let mut params = Vec::with_capacity(chunk.len() * 16);
+        for (run_id, call) in chunk {
+            let status = if call.failed.is_some() {
+                "failed"
+            } else {
+                "completed"
+            };
+            let ended = call.ended_at.clone().unwrap_or_else(|| now.clone());
+            let started = call.started_at.clone().unwrap_or_else(|| ended.clone());
+            let source = call
+                .source_prompt_id
+                .as_deref()
+                .map(|p| truncate(p, MAX_SOURCE_PROMPT_ID));
+            params.extend([
+                Id::new_v4().into(),
+                (*run_id).into(),
+                call.prompt_name
+                    .as_deref()
+                    .map(|n| truncate(n, MAX_NAME))
+                    .into(),
+                truncate(&call.prompt_text, MAX_TEXT).into(),
+                call.response_text
+                    .as_deref()
+                    .map(|t| truncate(t, MAX_TEXT))
+                    .into(),
+                status.into(),
+                call.model_used
+                    .as_deref()
+                    .map(|m| truncate(m, MAX_NAME))
+                    .into(),
+                call.tokens_input.max(0).into(),
+                call.tokens_output.max(0).into(),
+                Value::Real(if call.cost_usd.is_finite() {
+                    call.cost_usd.max(0.0)
+                } else {
+                    0.0
+                }),
+                call.latency_ms.map(|l| l.max(0)).into(),
+                started.into(),
+                ended.into(),
+                call.failed
+                    .as_deref()
+                    .map(|m| truncate(m, MAX_INGESTED_ERROR))
+                    .into(),
+                source.clone().into(),
+                source.into(),
+            ]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, \
+                 response_text, status, model_used, tokens_input, tokens_output, cost_usd, \
+                 latency_ms, created_at, completed_at, error_message, source_prompt_id, \
+                 parent_prompt_id) VALUES {}",
+                vec![row.as_str(); chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether the run has a user prompt with this `source_prompt_id`.
+pub fn has_user_prompt<D: Database>(
+    db: &D,
+    run_id: &str,
+    source_prompt_id: &str,
+) -> Result<bool, DbError> {
+    let rows = db.execute(
+        "SELECT 1 FROM prompts WHERE agent_id = ?1 AND source_prompt_id = ?2 \
+         AND prompt_name = 'UserPromptSubmit' LIMIT 1",
+        &[
+            run_id.into(),
+            truncate(source_prompt_id, MAX_SOURCE_PROMPT_ID).into(),
+        ],
+    )?;
+    Ok(!rows.is_empty())
+}
+
+/// Whether the run has an open (pending or streaming) prompt with exactly this text.
+pub fn has_open_prompt<D: Database>(db: &D, run_id: &str, text: &str) -> Result<bool, DbError> {
+    let rows = db.execute(
+        "SELECT 1 FROM prompts WHERE agent_id = ?1 AND status IN ('pending', 'streaming') \
+         AND prompt_text = ?2 LIMIT 1",
+        &[run_id.into(), text.into()],
+    )?;
+    Ok(!rows.is_empty())
+}
+
+/// Insert a `pending` user prompt ([`USER_PROMPT`]) of the run; its id.
+pub fn insert_user_prompt<D: Database>(
+    db: &D,
+    run_id: &str,
+    text: &str,
+    source_prompt_id: Option<&str>,
+) -> Result<Id, DbError> {
+    let id = Id::new_v4();
+    db.execute(
+        "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, status, \
+         tokens_input, tokens_output, cost_usd, created_at, source_prompt_id) \
+         VALUES (?1, ?2, 'command', 'UserPromptSubmit', ?3, 'pending', 0, 0, 0, ?4, ?5)",
+        &[
+            id.as_str().into(),
+            run_id.into(),
+            truncate(text, MAX_TEXT).into(),
+            now_rfc3339().into(),
+            source_prompt_id
+                .map(|s| truncate(s, MAX_SOURCE_PROMPT_ID))
+                .into(),
+        ],
+    )?;
+    Ok(id)
+}
+
+/// Complete (`status`) every open prompt of the run, with the response and error when
+/// given (cut to the column limits) and the latency since each was created.
+pub fn close_open<D: Database>(
+    db: &D,
+    run_id: &str,
+    status: &str,
+    response: Option<&str>,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    db.execute(
+        "UPDATE prompts SET status = ?2, completed_at = ?3, \
+         response_text = COALESCE(?4, response_text), error_message = COALESCE(?5, error_message), \
+         latency_ms = CAST(MAX(0, (julianday(?3) - julianday(created_at)) * 86400000) AS INTEGER) \
+         WHERE agent_id = ?1 AND status IN ('pending', 'streaming')",
+        &[
+            run_id.into(),
+            status.into(),
+            now_rfc3339().into(),
+            response.map(|r| truncate(r, MAX_TEXT)).into(),
+            error.map(|e| truncate(e, MAX_INGESTED_ERROR)).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A user prompt `user_prompt` that an outside tool calls `source_prompt_id` became known:
+/// the model calls that arrived before it and named it become its children.
+pub fn link_calls<D: Database>(
+    db: &D,
+    user_prompt: &str,
+    source_prompt_id: &str,
+) -> Result<(), DbError> {
+    db.execute(
+        "UPDATE prompts SET parent_prompt_id = ?1 WHERE source_prompt_id = ?2 \
+         AND parent_prompt_id IS NULL AND id <> ?1 AND prompt_name IS NOT 'UserPromptSubmit'",
+        &[
+            user_prompt.into(),
+            truncate(source_prompt_id, MAX_SOURCE_PROMPT_ID).into(),
+        ],
+    )?;
+    Ok(())
 }

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use super::{bind, status_change, stored_status, Update};
 use crate::db::{write_transaction, Database, DbError, Row, Value};
-use crate::domain::{time::now_rfc3339, Id, Page, RunStatus};
+use crate::domain::{time::now_rfc3339, Id, LogType, Page, RunStatus};
 use crate::error::ApiError;
 
 /// A runtime agent as the API returns it (and as the feed carries it).
@@ -99,6 +99,13 @@ pub struct RunFilter {
     /// Runs whose `last_activity_at` is at or after this time (the API's time format).
     pub since: Option<String>,
 }
+
+/// The longest `session_id` a run keeps, in characters (the API refuses a longer one,
+/// ingest cuts it to as many bytes).
+pub const MAX_SESSION_ID: usize = 256;
+/// The longest `error_message` a run keeps, in characters (the API refuses a longer one,
+/// ingest cuts it to as many bytes).
+pub const MAX_ERROR_MESSAGE: usize = 65_536;
 
 /// The longest `title` a run keeps, in characters (longer ones are refused by the API and
 /// cut by ingest).
@@ -284,34 +291,80 @@ pub fn update<D: Database>(db: &D, id: &Id, changes: RunChanges) -> Result<Optio
             changes.status,
             RunStatus::can_move_to,
         )?;
-        let now = now_rfc3339();
-        let mut update = Update::of(id);
-        if let Some(next) = moving_to {
-            update.set("status", next.as_str());
-            if next.is_final() {
-                update.set("completed_at", now.as_str());
-            }
-        }
-        update.set_if("error_message", changes.error_message.clone());
-        update.set_if("context", changes.context.clone());
-        update.set_if("title", changes.title.clone());
-        update.set_if("project", changes.project.clone());
-        if update.is_empty() {
-            return Ok(Some(current));
-        }
-        // Any change of the run is activity; its state_change row gets the same time.
-        update.set("last_activity_at", now.as_str());
-        let returning = returning(
-            update.params(),
-            current.agent_name.as_deref(),
-            current.agent_type.as_deref(),
-        );
-        let run = super::returned(update.execute(db, "agents", &returning)?, from_row)?;
-        if moving_to.is_some() {
-            record_state_change(db, Some(from), &run, &now)?;
-        }
-        Ok(Some(run))
+        apply(db, id, current, from, moving_to, &changes).map(Some)
     })
+}
+
+/// Move `current` (now in `from`) to `to`, inside the caller's write transaction (ingest's
+/// status moves), with its `state_change` row: the same UPDATE as a PATCH of the status
+/// (and of `error_message`, when there is one). The caller has checked the move is legal.
+pub fn move_status<D: Database>(
+    db: &D,
+    current: Run,
+    from: RunStatus,
+    to: RunStatus,
+    error_message: Option<String>,
+) -> Result<Run, ApiError> {
+    let id = Id::parse(&current.id).ok_or_else(|| ApiError::internal("stored run id"))?;
+    let changes = RunChanges {
+        error_message: error_message.map(Some),
+        ..RunChanges::default()
+    };
+    apply(db, &id, current, from, Some(to), &changes)
+}
+
+/// Write `changes` (the status already decided: `moving_to`) to the run `current` with one
+/// UPDATE, and the `state_change` row of a move. Nothing to change: `current` as it is.
+fn apply<D: Database>(
+    db: &D,
+    id: &Id,
+    current: Run,
+    from: RunStatus,
+    moving_to: Option<RunStatus>,
+    changes: &RunChanges,
+) -> Result<Run, ApiError> {
+    let now = now_rfc3339();
+    let mut update = Update::of(id);
+    if let Some(next) = moving_to {
+        update.set("status", next.as_str());
+        if next.is_final() {
+            update.set("completed_at", now.as_str());
+        }
+    }
+    update.set_if("error_message", changes.error_message.clone());
+    update.set_if("context", changes.context.clone());
+    update.set_if("title", changes.title.clone());
+    update.set_if("project", changes.project.clone());
+    if update.is_empty() {
+        return Ok(current);
+    }
+    // Any change of the run is activity; its state_change row gets the same time.
+    update.set("last_activity_at", now.as_str());
+    let returning = returning(
+        update.params(),
+        current.agent_name.as_deref(),
+        current.agent_type.as_deref(),
+    );
+    let run = super::returned(update.execute(db, "agents", &returning)?, from_row)?;
+    if moving_to.is_some() {
+        record_state_change(db, Some(from), &run, &now)?;
+    }
+    Ok(run)
+}
+
+/// Fill what a run lacks of its title and project; a column it has keeps its value.
+pub fn fill_title_project<D: Database>(
+    db: &D,
+    id: &str,
+    title: Option<String>,
+    project: Option<String>,
+) -> Result<(), DbError> {
+    db.execute(
+        "UPDATE agents SET title = COALESCE(title, ?2), project = COALESCE(project, ?3) \
+         WHERE id = ?1",
+        &[id.into(), title.into(), project.into()],
+    )?;
+    Ok(())
 }
 
 /// Delete a run (cascading to its prompts and logs, and its events with them).
@@ -349,7 +402,7 @@ pub(crate) fn record_state_change<D: Database>(
         None => format!("created in {}", run.status),
         Some(from) => format!("{from} → {}", run.status),
     };
-    feed_row(db, run, "state_change", message, details, now)
+    feed_row(db, run, LogType::StateChange, message, details, now)
 }
 
 #[derive(Serialize)]
@@ -380,28 +433,25 @@ pub(crate) fn record_cost_change<D: Database>(db: &D, id: &Id) -> Result<(), Api
         "cost ${:.6}, tokens {} in, {} out",
         run.cost_usd, run.tokens_input, run.tokens_output
     );
-    feed_row(db, &run, "cost_update", message, details, &now_rfc3339())
+    feed_row(
+        db,
+        &run,
+        LogType::CostUpdate,
+        message,
+        details,
+        &now_rfc3339(),
+    )
 }
 
 /// One row of the feed: an `agent_logs` row whose `details.run` is the run.
 fn feed_row<D: Database>(
     db: &D,
     run: &Run,
-    log_type: &str,
+    log_type: LogType,
     message: String,
     details: String,
     now: &str,
 ) -> Result<(), ApiError> {
-    db.execute(
-        "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at) \
-         VALUES (?1, 'INFO', ?2, ?3, ?4, ?5)",
-        &[
-            run.id.as_str().into(),
-            log_type.into(),
-            message.into(),
-            details.into(),
-            now.into(),
-        ],
-    )?;
+    super::logs::insert_feed_row(db, &run.id, log_type, &message, &details, now)?;
     Ok(())
 }
