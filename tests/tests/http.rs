@@ -102,7 +102,7 @@ async fn runs_prompts_logs_and_stats_through_the_runtime_component() {
     assert_eq!(log["source"], "system");
     let logs: Json = app
         .get(&format!(
-            "/api/runtime/logs?agent_id={}",
+            "/api/runtime/logs?agent_id={}&log_type=state_change",
             run["id"].as_str().unwrap()
         ))
         .await
