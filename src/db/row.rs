@@ -117,6 +117,22 @@ impl<'a> Row<'a> {
             .map(crate::domain::time::normalize_stored))
     }
 
+    /// A TEXT column read as a value of a closed set (`parse` gives `None` for text
+    /// outside it): a status the schema's CHECK keeps valid.
+    pub fn parsed<T>(
+        &mut self,
+        index: usize,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, DbError> {
+        let text = self.text(index)?;
+        parse(&text).ok_or_else(|| {
+            DbError::new(
+                DbErrorKind::Other,
+                format!("column {index}: unexpected value {text:?}"),
+            )
+        })
+    }
+
     /// A JSON-valued TEXT column, returned without re-parsing into a tree: the text was
     /// validated on the way in (and by the schema's `json_valid` CHECK).
     pub fn json(&mut self, index: usize) -> Result<Box<RawValue>, DbError> {

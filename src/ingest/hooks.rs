@@ -260,7 +260,7 @@ pub fn failure_message(event: &Map<String, Json>) -> String {
 }
 
 fn is_final(run: &Run) -> bool {
-    RunStatus::parse(&run.status).is_some_and(RunStatus::is_final)
+    run.status.is_final()
 }
 
 /// Whether a subagent's run exists already (after its session's run is final, events of

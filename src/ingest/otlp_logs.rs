@@ -313,5 +313,5 @@ impl<'a, D: Database> Landing<'a, D> {
 }
 
 fn is_final(run: &Run) -> bool {
-    RunStatus::parse(&run.status).is_some_and(RunStatus::is_final)
+    run.status.is_final()
 }

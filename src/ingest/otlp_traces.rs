@@ -488,7 +488,7 @@ impl<D: Database> Batch<'_, D> {
     /// would show that transition once per span).
     fn move_run(&mut self, run: Run, to: RunStatus, error: Option<&str>) -> Result<Run, ApiError> {
         let run = self.current(run);
-        let before = run.status.clone();
+        let before = run.status;
         let moved = sink::move_run(self.db, run, to, error)?;
         if moved.status == before {
             // Not moved (already there, or final): every copy is still current.

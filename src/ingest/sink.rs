@@ -140,9 +140,7 @@ pub fn move_run<D: Database>(
     to: RunStatus,
     error_message: Option<&str>,
 ) -> Result<Run, ApiError> {
-    let Some(from) = RunStatus::parse(&run.status) else {
-        return Ok(run);
-    };
+    let from = run.status;
     if from.is_final() || from == to || !from.can_move_to(to) {
         return Ok(run);
     }

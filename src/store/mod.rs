@@ -114,11 +114,3 @@ pub(crate) fn status_change<S: Copy + PartialEq + Display>(
         other => Ok(other),
     }
 }
-
-/// A status column read back from the database (CHECK-constrained, so a bad one is a bug).
-pub(crate) fn stored_status<S>(
-    text: &str,
-    parse: impl Fn(&str) -> Option<S>,
-) -> Result<S, ApiError> {
-    parse(text).ok_or_else(|| ApiError::internal(format!("stored status {text:?}")))
-}

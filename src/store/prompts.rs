@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{bind, exists, status_change, stored_status, Update, ROWS_PER_STATEMENT};
+use super::{bind, exists, status_change, Update, ROWS_PER_STATEMENT};
 use crate::db::{write_transaction, Database, DbError, Row, Value};
 use crate::domain::{text::truncate, time::now_rfc3339, Id, Page, PromptStatus, PromptType};
 use crate::error::ApiError;
@@ -34,7 +34,7 @@ pub struct Prompt {
     pub prompt_name: Option<String>,
     pub prompt_text: String,
     pub response_text: Option<String>,
-    pub status: String,
+    pub status: PromptStatus,
     pub model_used: Option<String>,
     pub tokens_input: i64,
     pub tokens_output: i64,
@@ -60,7 +60,7 @@ fn from_row(mut row: Row<'_>) -> Result<Prompt, DbError> {
         prompt_name: row.opt_text(3)?,
         prompt_text: row.text(4)?,
         response_text: row.opt_text(5)?,
-        status: row.text(6)?,
+        status: row.parsed(6, PromptStatus::parse)?,
         model_used: row.opt_text(7)?,
         tokens_input: row.int(8)?,
         tokens_output: row.int(9)?,
@@ -181,7 +181,7 @@ pub fn update<D: Database>(
         let Some(current) = get(db, id)? else {
             return Ok(None);
         };
-        let from = stored_status(&current.status, PromptStatus::parse)?;
+        let from = current.status;
         let moving_to = status_change(
             &format!("prompt {id}"),
             from,

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{bind, status_change, stored_status, Update};
+use super::{bind, status_change, Update};
 use crate::db::{write_transaction, Database, DbError, Row, Value};
 use crate::domain::{time::now_rfc3339, Id, LogType, Page, RunStatus};
 use crate::error::ApiError;
@@ -29,7 +29,7 @@ pub struct Run {
     pub title: Option<String>,
     /// Where the agent worked (a Claude Code hook's `cwd`); `null` when unknown.
     pub project: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub context: Box<RawValue>,
     pub config: Box<RawValue>,
     pub started_at: String,
@@ -61,7 +61,7 @@ pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
         orchestrator_agent_id: row.text(1)?,
         session_id: row.text(2)?,
         parent_agent_id: row.opt_text(3)?,
-        status: row.text(4)?,
+        status: row.parsed(4, RunStatus::parse)?,
         context: row.json(5)?,
         config: row.json(6)?,
         started_at: row.time(7)?,
@@ -284,7 +284,7 @@ pub fn update<D: Database>(db: &D, id: &Id, changes: RunChanges) -> Result<Optio
         let Some(current) = get(db, id)? else {
             return Ok(None);
         };
-        let from = stored_status(&current.status, RunStatus::parse)?;
+        let from = current.status;
         let moving_to = status_change(
             &format!("run {id}"),
             from,
@@ -394,7 +394,7 @@ pub(crate) fn record_state_change<D: Database>(
 ) -> Result<(), ApiError> {
     let details = serde_json::to_string(&StateChange {
         from: from.map(RunStatus::as_str),
-        to: &run.status,
+        to: run.status.as_str(),
         run,
     })
     .map_err(|e| ApiError::internal(format!("cannot encode state change: {e}")))?;
