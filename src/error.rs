@@ -7,6 +7,7 @@
 use serde_json::{json, Value as Json};
 
 use crate::db::{DbError, DbErrorKind};
+use crate::domain::PageError;
 
 /// Machine-readable error codes of the contract (API.md, "Conventions").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +143,13 @@ impl std::error::Error for ApiError {}
 /// Database failures the client did not cause: a busy, interrupted or unreachable database
 /// is 503 (retry later), anything else is a bug (500). Constraint violations that a client
 /// *can* cause are checked in code first and mapped by the store before they get here.
+/// A bad `limit` or `offset`: a 400 naming the parameter.
+impl From<PageError> for ApiError {
+    fn from(err: PageError) -> Self {
+        ApiError::bad_query(err.parameter, err.message)
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         let kind = err.kind;

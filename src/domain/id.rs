@@ -28,23 +28,15 @@ impl Id {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl From<Id> for crate::db::Value {
-    fn from(id: Id) -> Self {
-        crate::db::Value::Text(id.0)
-    }
-}
-
-impl From<&Id> for crate::db::Value {
-    fn from(id: &Id) -> Self {
-        crate::db::Value::Text(id.0.clone())
     }
 }
 

@@ -10,4 +10,4 @@ pub mod time;
 pub use enums::{AgentType, LogLevel, LogSource, LogType, PromptStatus, PromptType, RunStatus};
 pub use id::Id;
 pub use name::AgentName;
-pub use page::Page;
+pub use page::{Page, PageError};

@@ -18,6 +18,20 @@ use crate::db::{Database, DbError, Rows, Value};
 use crate::domain::Id;
 use crate::error::ApiError;
 
+// Ids are bound as their canonical text. (Here, not in `domain`: the domain knows nothing
+// of the database.)
+impl From<Id> for Value {
+    fn from(id: Id) -> Self {
+        Value::Text(id.into_string())
+    }
+}
+
+impl From<&Id> for Value {
+    fn from(id: &Id) -> Self {
+        Value::Text(id.as_str().to_owned())
+    }
+}
+
 /// Whether a row with this id exists in `table` (a fixed, trusted table name).
 pub(crate) fn exists<D: Database>(db: &D, table: &str, id: &str) -> Result<bool, DbError> {
     let sql = format!("SELECT 1 FROM {table} WHERE id = ?1");
