@@ -129,26 +129,41 @@ fn tool_use_ids(deliveries: &[Delivery]) -> BTreeSet<String> {
     ids
 }
 
-/// The `event.timestamp` of every model call the telemetry reported.
-fn call_times(deliveries: &[Delivery]) -> BTreeSet<String> {
-    let mut times = BTreeSet::new();
+/// The attributes of every `claude_code.api_request` record the telemetry reported, by
+/// key (their OTLP/JSON `AnyValue`s).
+fn model_calls(deliveries: &[Delivery]) -> Vec<serde_json::Map<String, Json>> {
+    let mut calls = Vec::new();
     for d in deliveries.iter().filter(|d| d.kind == "otlp_logs") {
         for rl in d.body["resourceLogs"].as_array().unwrap() {
             for sl in rl["scopeLogs"].as_array().unwrap() {
                 for r in sl["logRecords"].as_array().unwrap() {
-                    let attrs = r["attributes"].as_array().unwrap();
-                    let attr = |k: &str| attrs.iter().find(|a| a["key"] == k);
-                    if attr("event.name")
-                        .is_some_and(|a| a["value"]["stringValue"] == "api_request")
-                    {
-                        let t = &attr("event.timestamp").unwrap()["value"]["stringValue"];
-                        times.insert(t.as_str().unwrap().to_owned());
+                    let attrs: serde_json::Map<String, Json> = r["attributes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| (a["key"].as_str().unwrap().to_owned(), a["value"].clone()))
+                        .collect();
+                    if attrs["event.name"]["stringValue"] == "api_request" {
+                        calls.push(attrs);
                     }
                 }
             }
         }
     }
-    times
+    calls
+}
+
+/// The `event.timestamp` of every model call the telemetry reported.
+fn call_times(deliveries: &[Delivery]) -> BTreeSet<String> {
+    model_calls(deliveries)
+        .iter()
+        .map(|c| {
+            c["event.timestamp"]["stringValue"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
 }
 
 fn tool_logs(app: &App, run: &Json) -> Vec<Json> {
@@ -233,35 +248,17 @@ fn each_tool_call_is_one_log_whichever_report_comes_first() {
 fn a_subagents_model_calls_and_cost_land_on_its_own_run() {
     let deliveries = fixture(SUBAGENT);
     let calls_of = |agent: Option<&str>| -> f64 {
-        let mut sum = 0.0;
-        for d in deliveries.iter().filter(|d| d.kind == "otlp_logs") {
-            for rl in d.body["resourceLogs"].as_array().unwrap() {
-                for sl in rl["scopeLogs"].as_array().unwrap() {
-                    for r in sl["logRecords"].as_array().unwrap() {
-                        let attr = |k: &str| {
-                            r["attributes"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .find(|a| a["key"] == k)
-                                .map(|a| a["value"].clone())
-                        };
-                        let is_call =
-                            attr("event.name").is_some_and(|v| v["stringValue"] == "api_request");
-                        let agent_of = attr("agent_id")
-                            .and_then(|v| v["stringValue"].as_str().map(str::to_owned));
-                        if is_call && agent_of.as_deref() == agent {
-                            let c = attr("cost_usd").unwrap();
-                            sum += c["doubleValue"]
-                                .as_f64()
-                                .or_else(|| c["stringValue"].as_str()?.parse().ok())
-                                .unwrap();
-                        }
-                    }
-                }
-            }
-        }
-        sum
+        model_calls(&deliveries)
+            .iter()
+            .filter(|c| c.get("agent_id").and_then(|a| a["stringValue"].as_str()) == agent)
+            .map(|c| {
+                let cost = &c["cost_usd"];
+                cost["doubleValue"]
+                    .as_f64()
+                    .or_else(|| cost["stringValue"].as_str()?.parse().ok())
+                    .unwrap()
+            })
+            .sum()
     };
     for (order, list) in orders(&deliveries) {
         let app = App::new();
