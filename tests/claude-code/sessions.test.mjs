@@ -173,6 +173,23 @@ function tokensOf(sessionId, kind) {
 // ---------------------------------------------------------------------------------------
 
 /** Whether the project settings have an http hook for `event` posting to the ingest. */
+/** The run's model calls are one api_request prompt each, all under its one user prompt. */
+async function assertCallsUnderUserPrompt(run, result) {
+  const prompts = await promptsOf(run);
+  const user = prompts.filter((p) => p.prompt_name === 'UserPromptSubmit');
+  const calls = prompts.filter((p) => p.prompt_name === 'claude_code.api_request');
+  assert.equal(user.length, 1, 'one user prompt');
+  assert.equal(calls.length, modelCalls(result.session_id, 'main'), 'one api_request prompt per model call');
+  for (const call of calls) assert.equal(call.parent_prompt_id, user[0].id, `parent_prompt_id of ${call.id}`);
+}
+
+/** The feed holds an agent_update of the run carrying `cost`. */
+async function assertFeedCost(run, cost) {
+  const events = (await feed()).filter((e) => e.type === 'agent_update' && e.data.id === run.id);
+  assert.ok(events.some((e) => near(e.data.cost_usd, cost)),
+    `costs on the feed: ${JSON.stringify(events.map((e) => e.data.cost_usd))}, final ${cost}`);
+}
+
 function ingestHook(event) {
   return (projectSettings?.hooks?.[event] || [])
     .flatMap((e) => (e.hooks || []).filter((h) => h.type === 'http').map((h) => h.url))
@@ -222,18 +239,11 @@ describe('a session that answers with text', { timeout: 60_000 }, () => {
   });
 
   it('each model call is a claude_code.api_request prompt whose parent_prompt_id is the user prompt', async () => {
-    const prompts = await promptsOf(runs.root);
-    const user = prompts.filter((p) => p.prompt_name === 'UserPromptSubmit');
-    const calls = prompts.filter((p) => p.prompt_name === 'claude_code.api_request');
-    assert.equal(user.length, 1, 'one user prompt');
-    assert.equal(calls.length, modelCalls(result.session_id, 'main'), 'one api_request prompt per model call');
-    for (const call of calls) assert.equal(call.parent_prompt_id, user[0].id, `parent_prompt_id of ${call.id}`);
+    await assertCallsUnderUserPrompt(runs.root, result);
   });
 
   it('the feed holds an agent_update of the run with its final cost', async () => {
-    const events = (await feed()).filter((e) => e.type === 'agent_update' && e.data.id === runs.root.id);
-    assert.ok(events.some((e) => near(e.data.cost_usd, result.total_cost_usd)),
-      `costs on the feed: ${JSON.stringify(events.map((e) => e.data.cost_usd))}, final ${result.total_cost_usd}`);
+    await assertFeedCost(runs.root, result.total_cost_usd);
   });
 });
 
@@ -258,12 +268,7 @@ describe('a session that calls Bash and Read', { timeout: 60_000 }, () => {
   });
 
   it('each model call is a claude_code.api_request prompt whose parent_prompt_id is the user prompt', async () => {
-    const prompts = await promptsOf(runs.root);
-    const user = prompts.filter((p) => p.prompt_name === 'UserPromptSubmit');
-    const calls = prompts.filter((p) => p.prompt_name === 'claude_code.api_request');
-    assert.equal(user.length, 1, 'one user prompt');
-    assert.equal(calls.length, modelCalls(result.session_id, 'main'), 'one api_request prompt per model call');
-    for (const call of calls) assert.equal(call.parent_prompt_id, user[0].id, `parent_prompt_id of ${call.id}`);
+    await assertCallsUnderUserPrompt(runs.root, result);
   });
 
   it('the run has the project folder and a title', () => {
@@ -272,9 +277,7 @@ describe('a session that calls Bash and Read', { timeout: 60_000 }, () => {
   });
 
   it('the feed holds an agent_update of the run with its final cost', async () => {
-    const events = (await feed()).filter((e) => e.type === 'agent_update' && e.data.id === runs.root.id);
-    assert.ok(events.some((e) => near(e.data.cost_usd, result.total_cost_usd)),
-      `costs on the feed: ${JSON.stringify(events.map((e) => e.data.cost_usd))}, final ${result.total_cost_usd}`);
+    await assertFeedCost(runs.root, result.total_cost_usd);
   });
 });
 
