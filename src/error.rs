@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::db::{DbError, DbErrorKind};
+use crate::db::{DbError, DbErrorKind, TransactionError};
 use crate::domain::PageError;
 
 /// Machine-readable error codes of the contract (API.md, "Conventions").
@@ -143,6 +143,14 @@ impl std::error::Error for ApiError {}
 /// Database failures the client did not cause: a busy, interrupted or unreachable database
 /// is 503 (retry later), anything else is a bug (500). Constraint violations that a client
 /// *can* cause are checked in code first and mapped by the store before they get here.
+/// A transaction's work may fail with an `ApiError`; the database failure it was made from
+/// (if any) decides whether [`crate::db::write_transaction`] tries again.
+impl TransactionError for ApiError {
+    fn db_cause(&self) -> Option<DbErrorKind> {
+        self.db_cause
+    }
+}
+
 /// A bad `limit` or `offset`: a 400 naming the parameter.
 impl From<PageError> for ApiError {
     fn from(err: PageError) -> Self {

@@ -4,12 +4,12 @@
 //! Safe under concurrency: the fast path reads `PRAGMA user_version`; when work is needed
 //! it takes the write lock (`BEGIN IMMEDIATE`), reads the version *again* and applies only
 //! what is still missing, so two instances racing on a fresh file apply each migration
-//! once. The transaction goes through [`crate::db::write_transaction_of_db`], so a `BEGIN` a
+//! once. The transaction goes through [`crate::db::write_transaction`], so a `BEGIN` a
 //! libSQL server answers busy (another replica is migrating) is sent again, not fatal.
 //! The version lives in `user_version` (one header read on the fast path) and each
 //! applied migration is recorded in `schema_migrations` with its time.
 
-use crate::db::{split_statements, Database, DbError, DbErrorKind};
+use crate::db::{split_statements, Connector, Database, DbError, DbErrorKind};
 use crate::domain::time::now_rfc3339;
 
 /// One numbered migration file.
@@ -54,6 +54,14 @@ pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
+/// Connect ([`crate::db::connect`]: the connection pragmas) and bring the schema up to
+/// date: what every request does before it reads or writes.
+pub fn open<C: Connector>(connector: &C) -> Result<C::Db, DbError> {
+    let db = crate::db::connect(connector)?;
+    migrate(&db)?;
+    Ok(db)
+}
+
 /// The database's schema version (`PRAGMA user_version`).
 pub fn current_version<D: Database>(db: &D) -> Result<i64, DbError> {
     let mut rows = db.execute("PRAGMA user_version", &[])?;
@@ -79,7 +87,7 @@ pub fn migrate<D: Database>(db: &D) -> Result<i64, DbError> {
     // server answers the losers busy (or interrupted) rather than waiting as a file's
     // busy timeout does: the core's transaction retry sends the BEGIN again, and the
     // re-check inside finds the work done by the winner.
-    crate::db::write_transaction_of_db(db, |db| apply_missing(db, latest))
+    crate::db::write_transaction(db, |db| apply_missing(db, latest))
 }
 
 fn apply_missing<D: Database>(db: &D, latest: i64) -> Result<i64, DbError> {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::Input;
-use crate::db::{self, Connector};
+use crate::db::Connector;
 use crate::error::ApiError;
 use crate::http::{Config, Field, Response};
 use crate::store::retention::{self, Pacing};
@@ -33,7 +33,7 @@ pub fn prune<C: Connector>(
             }
         }
     };
-    let db = db::open(connector)?;
+    let db = crate::migrations::open(connector)?;
     let pacing = Pacing {
         deadline: Some(Instant::now() + REQUEST_BUDGET),
         ..Pacing::default()

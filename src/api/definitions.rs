@@ -114,7 +114,7 @@ pub fn delete<D: Database>(
 ) -> Result<Response, ApiError> {
     let id = path_id(raw_id, "agent")?;
     let db = open()?;
-    if autocommit_write(|| Ok(store::delete(&db, &id)?))? {
+    if autocommit_write(|| store::delete(&db, &id))? {
         Ok(Response::empty(204))
     } else {
         Err(not_found("agent", raw_id))

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Input;
-use crate::db::{self, Connector};
+use crate::db::Connector;
 use crate::error::ApiError;
 use crate::http::{Config, Query, Request, Response};
 use crate::store::events::{self as store, Event, Feed};
@@ -53,7 +53,7 @@ pub fn wait_for_events<C: Connector>(connector: &C, params: FeedParams) -> Resul
         let feed = {
             // The first check migrates a fresh database; later ones only connect.
             let db = if first {
-                db::open(connector)?
+                crate::migrations::open(connector)?
             } else {
                 connector.connect()?
             };
@@ -76,7 +76,7 @@ pub(crate) fn poll<C: Connector>(connector: &C, input: &Input) -> Result<Respons
 }
 
 pub fn snapshot<C: Connector>(connector: &C) -> Result<Response, ApiError> {
-    let db = db::open(connector)?;
+    let db = crate::migrations::open(connector)?;
     Ok(Response::json(200, &store::snapshot(&db)?))
 }
 
@@ -107,7 +107,7 @@ pub(crate) fn stream<C: Connector + Clone>(
             Some(_) => Some(input.query.int_in("after", 0..=i64::MAX, 0)?),
         },
     };
-    let db = db::open(connector)?;
+    let db = crate::migrations::open(connector)?;
     let cursor = match after {
         Some(cursor) => cursor,
         None => store::head(&db)?,

@@ -13,7 +13,7 @@ mod prompts;
 mod runs;
 mod sessions;
 
-use crate::db::{self, Connector};
+use crate::db::Connector;
 use crate::domain::Id;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{auth, cors, Config, Group, JsonObject, Query, Request, Response, Route};
@@ -164,18 +164,18 @@ fn route<C: Connector + Clone>(
             };
             crate::ingest::otlp_export(
                 signal,
-                || db::open(connector).map_err(ApiError::from),
+                || crate::migrations::open(connector).map_err(ApiError::from),
                 config,
                 req,
             )
         }
         Route::IngestClaudeCode => crate::ingest::claude_code(
-            || db::open(connector).map_err(ApiError::from),
+            || crate::migrations::open(connector).map_err(ApiError::from),
             &input.query,
             input.body()?,
         ),
         _ => {
-            let open = || db::open(connector).map_err(ApiError::from);
+            let open = || crate::migrations::open(connector).map_err(ApiError::from);
             match (&route, req.method.as_str()) {
                 (Route::Agents, "GET") => definitions::list(open, &input),
                 (Route::Agents, "POST") => definitions::create(open, &input),

@@ -18,8 +18,6 @@ pub use sql_split::split_statements;
 
 use std::time::{Duration, Instant};
 
-use crate::error::ApiError;
-
 /// A value bound to a parameter or read from a column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -207,12 +205,12 @@ pub trait Connector {
     fn connect(&self) -> Result<Self::Db, DbError>;
 }
 
-/// Connect, apply the connection pragmas ([`pragmas`]: foreign keys always, the busy
-/// timeout where the backend supports it) and bring the schema up to date.
-pub fn open<C: Connector>(connector: &C) -> Result<C::Db, DbError> {
+/// Connect and apply the connection pragmas ([`pragmas`]: foreign keys always, the busy
+/// timeout where the backend supports it). The schema is brought up to date above this
+/// seam, by [`crate::migrations::open`].
+pub fn connect<C: Connector>(connector: &C) -> Result<C::Db, DbError> {
     let db = connector.connect()?;
     pragmas::apply_connection_pragmas(&db)?;
-    crate::migrations::migrate(&db)?;
     Ok(db)
 }
 
@@ -266,42 +264,32 @@ impl Backoff {
 /// must touch nothing but the database (it is `FnMut`, and may run more than once).
 /// Never tried again: what the client caused (constraints, validation), a `COMMIT`
 /// whose outcome is not known (interrupted, no answer: it may have committed), an
-/// unreachable server. When the deadline passes, the last failure is the answer (503).
-pub fn write_transaction<D: Database, T>(
+/// unreachable server. When the deadline passes, the last failure is the answer (a 503
+/// at the API).
+///
+/// `work` fails with any [`TransactionError`]: the handlers' error, or [`DbError`] itself
+/// for work below them (the migrations runner).
+pub fn write_transaction<D: Database, T, E: TransactionError>(
     db: &D,
-    work: impl FnMut(&D) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
+    work: impl FnMut(&D) -> Result<T, E>,
+) -> Result<T, E> {
     run_in_transaction(db, "BEGIN IMMEDIATE", RETRY_WITHIN, work)
 }
 
 /// Run `work` inside a read transaction: every statement sees one snapshot of the database.
 /// Tried again as [`write_transaction`] is.
-pub fn read_transaction<D: Database, T>(
+pub fn read_transaction<D: Database, T, E: TransactionError>(
     db: &D,
-    work: impl FnMut(&D) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
+    work: impl FnMut(&D) -> Result<T, E>,
+) -> Result<T, E> {
     run_in_transaction(db, "BEGIN", RETRY_WITHIN, work)
 }
 
-/// [`write_transaction`] for work below the API, whose failures are the database's own
-/// (the migrations runner): the same retry, and the error that ended it unchanged.
-pub(crate) fn write_transaction_of_db<D: Database, T>(
-    db: &D,
-    work: impl FnMut(&D) -> Result<T, DbError>,
-) -> Result<T, DbError> {
-    run_in_transaction(db, "BEGIN IMMEDIATE", RETRY_WITHIN, work)
-}
-
-/// What a transaction's work fails with: an [`ApiError`] for the handlers, a [`DbError`]
-/// below them. Either tells which database failure caused it, if one did.
-trait TransactionError: From<DbError> {
+/// What a transaction's work fails with: the API's error for the handlers (implemented
+/// where that error is defined), a [`DbError`] below them. Either tells which database
+/// failure caused it, if one did, which is what decides whether to try again.
+pub trait TransactionError: From<DbError> {
     fn db_cause(&self) -> Option<DbErrorKind>;
-}
-
-impl TransactionError for ApiError {
-    fn db_cause(&self) -> Option<DbErrorKind> {
-        self.db_cause
-    }
 }
 
 impl TransactionError for DbError {
@@ -382,18 +370,20 @@ fn run_in_transaction<D: Database, T, E: TransactionError>(
 /// interrupted one is not sent again: SQLite may report the interrupt after the
 /// statement's own commit, so it may have been applied (503, as any other failure the
 /// client did not cause).
-pub fn autocommit_write<T>(write: impl FnMut() -> Result<T, ApiError>) -> Result<T, ApiError> {
+pub fn autocommit_write<T, E: TransactionError>(
+    write: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     autocommit_write_within(RETRY_WITHIN, write)
 }
 
-fn autocommit_write_within<T>(
+fn autocommit_write_within<T, E: TransactionError>(
     within: Duration,
-    mut write: impl FnMut() -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
+    mut write: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let mut backoff = Backoff::new(within);
     loop {
         match write() {
-            Err(err) if err.db_cause == Some(DbErrorKind::Busy) => {
+            Err(err) if err.db_cause() == Some(DbErrorKind::Busy) => {
                 if !backoff.pause() {
                     return Err(err);
                 }
@@ -409,7 +399,8 @@ mod tests {
 
     use super::*;
     use crate::db::native::NativeDatabase;
-    use crate::error::ErrorCode;
+    // The retry is checked through the handlers' error too: what a client finally sees.
+    use crate::error::{ApiError, ErrorCode};
 
     /// What a scripted statement does instead of (or after) running.
     #[derive(Clone, Copy)]
@@ -527,7 +518,7 @@ mod tests {
     #[test]
     fn a_read_transaction_whose_begin_is_busy_is_tried_again_too() {
         let db = Flaky::new(&[("BEGIN", 2, Answer::Fail(BUSY))]);
-        let got = read_transaction(&db, |db| {
+        let got = read_transaction(&db, |db| -> Result<i64, ApiError> {
             let mut rows = db.execute("SELECT count(*) FROM t", &[])?;
             Ok(rows.first().unwrap().int(0)?)
         });
@@ -554,7 +545,7 @@ mod tests {
         // The first INSERT of the work runs, the second is interrupted: the rollback
         // takes the first one away, and the rerun applies both once.
         let db = Flaky::new(&[("INSERT INTO t (x) VALUES (2)", 1, Answer::Fail(INTERRUPTED))]);
-        let got = write_transaction(&db, |db| {
+        let got = write_transaction(&db, |db| -> Result<(), ApiError> {
             db.execute("INSERT INTO t (x) VALUES (1)", &[])?;
             db.execute("INSERT INTO t (x) VALUES (2)", &[])?;
             Ok(())
@@ -674,20 +665,23 @@ mod tests {
     #[test]
     fn an_autocommit_write_is_sent_again_while_busy_but_not_when_interrupted() {
         let db = Flaky::new(&[("INSERT INTO t", 3, Answer::Fail(BUSY))]);
-        let write = || Ok(db.execute("INSERT INTO t (x) VALUES (1)", &[])?);
+        let write =
+            || -> Result<_, ApiError> { Ok(db.execute("INSERT INTO t (x) VALUES (1)", &[])?) };
         assert!(autocommit_write(write).is_ok());
         assert_eq!(db.sent("INSERT INTO t (x) VALUES (1)"), 4);
         assert_eq!(db.rows(), 1);
         // Interrupted: it may have been applied, so it is not sent again (503).
         let db = Flaky::new(&[("INSERT INTO t", 1, Answer::RunThenFail(INTERRUPTED))]);
-        let err =
-            autocommit_write(|| Ok(db.execute("INSERT INTO t (x) VALUES (1)", &[])?)).unwrap_err();
+        let err = autocommit_write(|| -> Result<_, ApiError> {
+            Ok(db.execute("INSERT INTO t (x) VALUES (1)", &[])?)
+        })
+        .unwrap_err();
         assert_eq!(err.status(), 503);
         assert_eq!(db.sent("INSERT INTO t (x) VALUES (1)"), 1);
         assert_eq!(db.rows(), 1);
         // Busy past the deadline: the busy 503, sent once.
         let db = Flaky::new(&[("INSERT INTO t", u32::MAX, Answer::Fail(BUSY))]);
-        let err = autocommit_write_within(Duration::ZERO, || {
+        let err = autocommit_write_within(Duration::ZERO, || -> Result<_, ApiError> {
             Ok(db.execute("INSERT INTO t (x) VALUES (1)", &[])?)
         })
         .unwrap_err();

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::db::{read_transaction, write_transaction, Database, Value};
+use crate::db::{read_transaction, write_transaction, Database, DbError, Value};
 use crate::domain::time::format_rfc3339;
 use crate::error::{ApiError, ErrorCode};
 
@@ -147,7 +147,7 @@ pub fn prune<D: Database>(
     let Some(cutoff) = pruned.cutoff.clone() else {
         return Ok(pruned);
     };
-    let (candidates, counts) = read_transaction(db, |db| {
+    let (candidates, counts) = read_transaction(db, |db| -> Result<_, DbError> {
         let sql = format!(
             "SELECT a.id, (SELECT count(*) FROM prompts WHERE agent_id = a.id), \
              (SELECT count(*) FROM agent_logs WHERE agent_id = a.id) \
