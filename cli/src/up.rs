@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use orchestrator_core::Config;
 use orchestrator_sidecar::{Sidecar, SidecarConfig};
-use spin_host::{Host, HostConfig, Synchronous};
+use spin_host::{CompileCache, Host, HostConfig, Synchronous};
 
 use crate::shutdown::Shutdown;
 
@@ -81,6 +81,10 @@ pub struct UpArgs {
     /// or `full` (also survives power loss, slower writes).
     #[arg(long, env = "SQLITE_SYNCHRONOUS", default_value = "normal")]
     pub sqlite_synchronous: String,
+    /// Where compiled components are kept between starts, or `off` to compile on
+    /// every start. Default: .spin/compiled beside the manifest.
+    #[arg(long, env = "ORCHESTRATOR_COMPILE_CACHE", value_name = "DIR|off")]
+    pub compile_cache: Option<String>,
     /// Don't start the WebSocket sidecar.
     #[arg(long)]
     pub no_sidecar: bool,
@@ -125,6 +129,23 @@ impl FeedArgs {
         config.allowed_origins = self.allowed_origins();
         config.heartbeat = Duration::from_secs(self.heartbeat_secs.max(1));
         config
+    }
+}
+
+/// `--compile-cache` / `ORCHESTRATOR_COMPILE_CACHE`: unset or empty is the app's
+/// `.spin/compiled`, `off` (or `0`, `false`, `none`) none, anything else a folder
+/// (relative to the working directory).
+fn compile_cache(value: Option<&str>) -> CompileCache {
+    match value.map(str::trim) {
+        None | Some("") => CompileCache::InApp,
+        Some(v)
+            if ["off", "0", "false", "none"]
+                .iter()
+                .any(|off| v.eq_ignore_ascii_case(off)) =>
+        {
+            CompileCache::Off
+        }
+        Some(dir) => CompileCache::At(PathBuf::from(dir)),
     }
 }
 
@@ -210,6 +231,7 @@ pub fn host_config(args: &UpArgs, orchestrator: bool) -> Result<HostConfig> {
     config.max_connections_per_client = args.max_connections_per_client.max(1);
     config.sqlite_pool_size = args.sqlite_pool_size.max(1);
     config.sqlite_synchronous = synchronous(&args.sqlite_synchronous)?;
+    config.compile_cache = compile_cache(args.compile_cache.as_deref());
     Ok(config)
 }
 
@@ -314,4 +336,22 @@ pub async fn run_sidecar(args: SidecarArgs) -> Result<()> {
         args.upstream
     );
     sidecar.serve(Shutdown::on_signals().wait()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compile_cache_setting() {
+        assert_eq!(compile_cache(None), CompileCache::InApp);
+        assert_eq!(compile_cache(Some(" ")), CompileCache::InApp);
+        for off in ["off", "OFF", "0", "false", "none"] {
+            assert_eq!(compile_cache(Some(off)), CompileCache::Off, "{off}");
+        }
+        assert_eq!(
+            compile_cache(Some("/var/cache/orchestrator")),
+            CompileCache::At(PathBuf::from("/var/cache/orchestrator"))
+        );
+    }
 }

@@ -16,6 +16,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::compile_cache::{CacheOutcome, Loaded};
 use crate::diag::one_line;
 use crate::key_value::{self, KeyValueCtx, KeyValueView};
 use crate::outbound_http::{OutboundConfig, OutboundHttp};
@@ -92,6 +93,9 @@ pub struct InstanceSettings {
     /// Where core modules converted to components are kept
     /// ([`crate::componentize::cache_dir`]).
     pub componentize_cache: PathBuf,
+    /// Where compiled components are kept between starts ([`crate::compile_cache`]);
+    /// `None` compiles every start.
+    pub compile_cache: Option<PathBuf>,
     /// Its outbound HTTP allow-list.
     pub outbound: Arc<OutboundConfig>,
     /// Its access to the key-value stores.
@@ -113,11 +117,14 @@ pub struct PreparedComponent {
     outbound: Arc<OutboundConfig>,
     key_value: KeyValueCtx,
     files: Arc<crate::files::Files>,
+    compiled: CacheOutcome,
+    cache_file: Option<PathBuf>,
 }
 
 impl PreparedComponent {
-    /// Compile `source` (on a blocking thread; cached per engine and file version in
-    /// this process) and pre-instantiate it against `linker`.
+    /// Compile `source` (on a blocking thread; kept per engine and file version in
+    /// this process, and in `settings.compile_cache` between processes) and
+    /// pre-instantiate it against `linker`.
     ///
     /// Errors are one line naming the component and its file: a missing or invalid
     /// `.wasm`, an import this host does not provide (named), or a component that does
@@ -137,10 +144,10 @@ impl PreparedComponent {
         .await
         .map_err(|e| anyhow!("component `{id}`: {e}"))?
         .map_err(|e| anyhow!("component `{id}`: {e:#}"))?;
-        let component = compile_cached(engine, &loadable)
+        let loaded = compile_cached(engine, &loadable, settings.compile_cache.as_deref())
             .await
             .map_err(|e| anyhow!("component `{id}`: {e}"))?;
-        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
+        let instance_pre = linker.instantiate_pre(&loaded.component).map_err(|e| {
             anyhow!(
                 "component `{id}` ({}) needs an import this host does not provide: {}",
                 source.display(),
@@ -165,7 +172,19 @@ impl PreparedComponent {
             outbound: settings.outbound,
             key_value: settings.key_value,
             files: Arc::new(settings.files),
+            compiled: loaded.outcome,
+            cache_file: loaded.file,
         })
+    }
+
+    /// How its machine code was obtained: compiled, or loaded from the compile cache.
+    pub fn compiled(&self) -> &CacheOutcome {
+        &self.compiled
+    }
+
+    /// The compile cache's file holding its machine code, if any.
+    pub fn cache_file(&self) -> Option<&Path> {
+        self.cache_file.as_deref()
     }
 
     /// The component id.
@@ -229,42 +248,77 @@ impl PreparedComponent {
     }
 }
 
-type CacheKey = (PathBuf, u64, Option<SystemTime>);
+type MemoKey = (PathBuf, u64, Option<SystemTime>);
+
+/// What [`compile_cached`] keeps per file version and engine.
+#[derive(Clone)]
+struct Memo {
+    component: Component,
+    file: Option<PathBuf>,
+}
 
 /// Compile a component file, reusing an earlier compilation of the same file
-/// version with the same engine (tests start many hosts on one fixture).
-async fn compile_cached(engine: &Engine, source: &Path) -> Result<Component> {
-    static CACHE: OnceLock<Mutex<Vec<(CacheKey, Engine, Component)>>> = OnceLock::new();
+/// version with the same engine in this process (tests start many hosts on one
+/// fixture; [`CacheOutcome::Reused`]), else loading it from the compile cache in
+/// `cache_dir` or compiling it ([`crate::compile_cache::load_or_compile`]).
+async fn compile_cached(
+    engine: &Engine,
+    source: &Path,
+    cache_dir: Option<&Path>,
+) -> Result<Loaded> {
+    static MEMO: OnceLock<Mutex<Vec<(MemoKey, Engine, Memo)>>> = OnceLock::new();
     let meta =
         std::fs::metadata(source).map_err(|e| anyhow!("cannot read {}: {e}", source.display()))?;
     let canonical = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
-    let key: CacheKey = (canonical, meta.len(), meta.modified().ok());
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(hit) = cache.lock().ok().and_then(|c| {
+    let key: MemoKey = (canonical, meta.len(), meta.modified().ok());
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(hit) = memo.lock().ok().and_then(|c| {
         c.iter()
             .find(|(k, e, _)| *k == key && Engine::same(e, engine))
-            .map(|(_, _, c)| c.clone())
+            .map(|(_, _, m)| m.clone())
     }) {
-        return Ok(hit);
+        return Ok(Loaded {
+            component: hit.component,
+            outcome: CacheOutcome::Reused,
+            file: hit.file,
+        });
     }
     let engine2 = engine.clone();
     let path = source.to_path_buf();
-    let component = tokio::task::spawn_blocking(move || Component::from_file(&engine2, &path))
-        .await
-        .map_err(|e| anyhow!("compiling {}: {e}", source.display()))?
-        .map_err(|e| {
-            let detail = one_line(&format!("{e:#}"));
-            // wasmparser's words for a WASI 0.3 (wasip3) component do not say what to do.
-            let hint = if detail.contains("component model async feature") {
-                " (a WASI 0.3 / wasip3 component, which this host does not run: build it for WASI 0.2, wasm32-wasip1 or wasm32-wasip2)"
-            } else {
-                ""
-            };
-            anyhow!("cannot compile {}: {detail}{hint}", source.display())
-        })?;
-    if let Ok(mut c) = cache.lock() {
+    let cache_dir = cache_dir.map(Path::to_path_buf);
+    let started = std::time::Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let wasm = std::fs::read(&path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+        crate::compile_cache::load_or_compile(&engine2, &wasm, cache_dir.as_deref())
+    })
+    .await
+    .map_err(|e| anyhow!("compiling {}: {e}", source.display()))?
+    .map_err(|e| {
+        let detail = one_line(&format!("{e:#}"));
+        // wasmparser's words for a WASI 0.3 (wasip3) component do not say what to do.
+        let hint = if detail.contains("component model async feature") {
+            " (a WASI 0.3 / wasip3 component, which this host does not run: build it for WASI 0.2, wasm32-wasip1 or wasm32-wasip2)"
+        } else {
+            ""
+        };
+        anyhow!("cannot compile {}: {detail}{hint}", source.display())
+    })?;
+    tracing::debug!(
+        source = %source.display(),
+        cache = ?loaded.outcome,
+        ms = started.elapsed().as_millis() as u64,
+        "component compiled or loaded"
+    );
+    if let Ok(mut c) = memo.lock() {
         c.retain(|(k, e, _)| !(k.0 == key.0 && Engine::same(e, engine)));
-        c.push((key, engine.clone(), component.clone()));
+        c.push((
+            key,
+            engine.clone(),
+            Memo {
+                component: loaded.component.clone(),
+                file: loaded.file.clone(),
+            },
+        ));
     }
-    Ok(component)
+    Ok(loaded)
 }

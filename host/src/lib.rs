@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod compile_cache;
 mod componentize;
 pub mod conn_limit;
 mod diag;
@@ -93,13 +94,41 @@ pub struct HostConfig {
     pub header_read_timeout: Duration,
     /// Open connections per client address; one more gets a 503 and is closed.
     pub max_connections_per_client: usize,
+    /// Where compiled components are kept between starts ([`compile_cache`]).
+    pub compile_cache: CompileCache,
+}
+
+/// Where [`Host::start`] keeps compiled components between starts, so a restart
+/// loads machine code instead of compiling (see [`compile_cache`] for the keying and
+/// the checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompileCache {
+    /// No cache: every start compiles.
+    Off,
+    /// `.spin/compiled/` beside the manifest ([`compile_cache::default_dir`]), as
+    /// `orchestrator up` uses.
+    InApp,
+    /// This folder (created if needed).
+    At(PathBuf),
+}
+
+impl CompileCache {
+    /// The folder for an app whose manifest is in `manifest_dir`, if any.
+    pub fn dir(&self, manifest_dir: &std::path::Path) -> Option<PathBuf> {
+        match self {
+            CompileCache::Off => None,
+            CompileCache::InApp => Some(compile_cache::default_dir(manifest_dir)),
+            CompileCache::At(dir) => Some(dir.clone()),
+        }
+    }
 }
 
 impl HostConfig {
     /// Defaults: listen on `127.0.0.1:3000` (as `spin up`), no runtime config,
     /// 60 s deadline, 10 s shutdown grace, 16 connections per database with a 5 s
     /// wait, 5 s busy timeout, `synchronous = NORMAL`, 256 instances, a 10 s header
-    /// read timeout, 512 connections per client address.
+    /// read timeout, 512 connections per client address, and no compile cache (an
+    /// embedder, or a test, opts in with [`HostConfig::compile_cache`]).
     pub fn new(manifest_path: impl Into<PathBuf>) -> Self {
         HostConfig {
             manifest_path: manifest_path.into(),
@@ -117,6 +146,7 @@ impl HostConfig {
             max_instances: 256,
             header_read_timeout: Duration::from_secs(10),
             max_connections_per_client: 512,
+            compile_cache: CompileCache::Off,
         }
     }
 }
@@ -128,6 +158,7 @@ pub struct Host {
     local_addr: SocketAddr,
     app: Arc<server::App>,
     routes: Vec<(String, String)>,
+    compiled: Vec<(String, compile_cache::CacheOutcome)>,
     databases: Arc<Databases>,
     /// The libSQL servers by label (with their tokens), for [`Host::libsql_databases`].
     libsql_configs: BTreeMap<String, LibsqlConfig>,
@@ -166,6 +197,12 @@ impl Host {
     /// `(route, component id)` for every HTTP route, in manifest order.
     pub fn routes(&self) -> Vec<(String, String)> {
         self.routes.clone()
+    }
+
+    /// `(component id, how its machine code was obtained)` for every loaded
+    /// component, sorted by id: compiled, or loaded from the compile cache.
+    pub fn compiled(&self) -> Vec<(String, compile_cache::CacheOutcome)> {
+        self.compiled.clone()
     }
 
     /// `(label, file)` for every open database, sorted by label.
@@ -223,6 +260,8 @@ async fn start(config: HostConfig) -> Result<Host> {
     let linker = instance::linker(&engine)?;
     // Filled in once the app is built: what serves the components' requests to it.
     let self_handler: outbound_http::SelfSlot = Arc::new(std::sync::OnceLock::new());
+    let compile_cache_dir = config.compile_cache.dir(&manifest.dir);
+    let loading = std::time::Instant::now();
     let mut components = HashMap::new();
     for (id, component) in &manifest.components {
         let variables = app_variables.component_values(id, &component.variables)?;
@@ -239,6 +278,7 @@ async fn start(config: HostConfig) -> Result<Host> {
             allowed_databases: component.sqlite_databases.iter().cloned().collect(),
             variables,
             componentize_cache: componentize::cache_dir(&manifest.dir),
+            compile_cache: compile_cache_dir.clone(),
             outbound: Arc::new(outbound_http::OutboundConfig {
                 component: id.clone(),
                 allowed: outbound_http::AllowedHosts::parse(
@@ -264,6 +304,7 @@ async fn start(config: HostConfig) -> Result<Host> {
         tracing::debug!(component = %id, source = %component.source.display(), "component ready");
         components.insert(id.clone(), Arc::new(prepared));
     }
+    let compiled = compiled_summary(&components, compile_cache_dir, loading).await;
 
     let router = Router::build(routes.iter().cloned())?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -298,10 +339,69 @@ async fn start(config: HostConfig) -> Result<Host> {
         local_addr,
         app,
         routes,
+        compiled,
         databases,
         libsql_configs,
         shutdown_grace: config.shutdown_grace,
     })
+}
+
+/// How each component's code was obtained, logged in one line; and, when this start
+/// wrote to the compile cache, the cache pruned (keeping what this host loaded).
+async fn compiled_summary(
+    components: &HashMap<String, Arc<PreparedComponent>>,
+    cache_dir: Option<PathBuf>,
+    loading: std::time::Instant,
+) -> Vec<(String, compile_cache::CacheOutcome)> {
+    use compile_cache::CacheOutcome;
+    let mut compiled: Vec<(String, CacheOutcome)> = components
+        .iter()
+        .map(|(id, c)| (id.clone(), c.compiled().clone()))
+        .collect();
+    compiled.sort_by(|a, b| a.0.cmp(&b.0));
+    let count = |f: fn(&CacheOutcome) -> bool| compiled.iter().filter(|(_, o)| f(o)).count();
+    let hits = count(|o| matches!(o, CacheOutcome::Hit));
+    let reused = count(|o| matches!(o, CacheOutcome::Reused));
+    let built = compiled.len() - hits - reused;
+    let ms = loading.elapsed().as_millis() as u64;
+    match &cache_dir {
+        Some(dir) => tracing::info!(
+            from_cache = hits,
+            compiled = built,
+            reused,
+            ms,
+            cache = %dir.display(),
+            "components ready"
+        ),
+        None => tracing::info!(
+            compiled = built,
+            reused,
+            ms,
+            "components ready (no compile cache)"
+        ),
+    }
+    if built > 0 {
+        let started = std::time::Instant::now();
+        let _ = tokio::task::spawn_blocking(compile_cache::release_compiler_memory).await;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "compiler memory released"
+        );
+    }
+    if let Some(dir) = cache_dir.filter(|_| built > 0) {
+        let keep: HashSet<PathBuf> = components
+            .values()
+            .filter_map(|c| c.cache_file().map(|f| f.to_path_buf()))
+            .collect();
+        if let Ok(removed) =
+            tokio::task::spawn_blocking(move || compile_cache::prune(&dir, &keep)).await
+        {
+            if removed > 0 {
+                tracing::info!(removed, "compile cache pruned");
+            }
+        }
+    }
+    compiled
 }
 
 /// Decide where each database lives and open the pools.
