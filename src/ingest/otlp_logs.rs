@@ -146,7 +146,8 @@ pub fn apply<D: Database>(db: &D, records: &[Record]) -> Result<Outcome, ApiErro
         .iter()
         .map(|(run, call)| (run.as_str(), call))
         .collect();
-    sink::finished_prompts(db, &calls)?;
+    let changed = sink::finished_prompts(db, &calls)?;
+    sink::cost_changed(db, &changed)?;
     Ok(outcome)
 }
 

@@ -267,7 +267,10 @@ pub fn apply<D: Database>(db: &D, spans: &[Span]) -> Result<Outcome, ApiError> {
         .iter()
         .map(|(run, call)| (run.as_str(), call))
         .collect();
-    sink::finished_prompts(db, &prompts)?;
+    let costed: Vec<String> = sink::finished_prompts(db, &prompts)?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let logs: Vec<LogRow<'_>> = batch
         .logs
         .iter()
@@ -282,11 +285,23 @@ pub fn apply<D: Database>(db: &D, spans: &[Span]) -> Result<Outcome, ApiError> {
     sink::logs(db, &logs)?;
     // Agent spans end their runs last (after their prompts rolled up), so that their children in the same batch (applied
     // after them: parents are placed first) do not move an ended run back to executing.
+    // A run that ends here gets its new cost on the feed with its ending's state_change; the
+    // others get a cost event of their own (one per run per batch either way).
+    let mut ended = HashSet::new();
     for (run_id, to, error) in std::mem::take(&mut batch.endings) {
         if let Some(run) = batch.run_by_id(&run_id)? {
-            batch.move_run(run, to, error.as_deref())?;
+            let before = run.status;
+            if batch.move_run(run, to, error.as_deref())?.status != before {
+                ended.insert(run_id);
+            }
         }
     }
+    let costed: Vec<&str> = costed
+        .iter()
+        .map(String::as_str)
+        .filter(|run| !ended.contains(*run))
+        .collect();
+    sink::cost_changed(db, &costed)?;
     Ok(outcome)
 }
 

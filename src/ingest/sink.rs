@@ -251,13 +251,14 @@ pub fn tool_call<D: Database>(db: &D, run_id: &str, call: ToolCall<'_>) -> Resul
 }
 
 /// Insert finished prompts of runs, a few hundred a statement (the roll-up triggers still
-/// run per row, inside SQLite), each tied to its user prompt when that is known. Every run
-/// whose cost or tokens this changed gets one `cost_update` feed event, however many of its
-/// calls the batch held.
-pub fn finished_prompts<D: Database>(
+/// run per row, inside SQLite), each tied to its user prompt when that is known. Returns
+/// the runs whose cost or tokens this changed, each once: the caller gives each one feed
+/// event ([`cost_changed`]) unless a status change later in its transaction carries the
+/// new cost anyway.
+pub fn finished_prompts<'a, D: Database>(
     db: &D,
-    calls: &[(&str, &FinishedCall)],
-) -> Result<(), ApiError> {
+    calls: &[(&'a str, &FinishedCall)],
+) -> Result<Vec<&'a str>, ApiError> {
     prompts::insert_finished(db, calls)?;
     let mut changed: Vec<&str> = calls
         .iter()
@@ -266,7 +267,12 @@ pub fn finished_prompts<D: Database>(
         .collect();
     changed.sort_unstable();
     changed.dedup();
-    for run in changed {
+    Ok(changed)
+}
+
+/// One `cost_update` feed event for each run, with the run as it now is.
+pub fn cost_changed<D: Database>(db: &D, runs_changed: &[&str]) -> Result<(), ApiError> {
+    for run in runs_changed {
         if let Some(id) = Id::parse(run) {
             runs::record_cost_change(db, &id)?;
         }

@@ -638,3 +638,59 @@ fn openapi_describes_the_otlp_routes_in_both_encodings() {
         .unwrap()
         .contains("invoke_agent"));
 }
+
+#[test]
+fn a_cost_from_spans_reaches_the_feed_once_per_batch_with_the_ending_if_there_is_one() {
+    let app = App::new();
+    let mut batch = agent_batch("conv-9");
+    let agent = batch.pop().unwrap();
+    // A model call whose agent span comes later: the run's new cost is an event of its own.
+    send_traces(&app, vec![batch.remove(3)]);
+    let feed = app.get("/api/events?after=0").json_body();
+    let events = feed["events"].as_array().unwrap();
+    let last = events.last().unwrap();
+    assert!(last["data"]["cost_usd"].as_f64().unwrap() > 0.0, "{feed}");
+    let cursor = feed["cursor"].as_i64().unwrap();
+    let runs = get(&app, "/api/runtime/agents?session_id=conv-9");
+    let cost_events = |app: &App| {
+        let id = runs[0]["id"].as_str().unwrap();
+        get(
+            app,
+            &format!("/api/runtime/logs?agent_id={id}&log_type=cost_update"),
+        )
+        .len()
+    };
+    assert_eq!(cost_events(&app), 1);
+    // The agent span ends the run: its state_change carries the cost, no second event.
+    send_traces(&app, vec![agent]);
+    let feed = app.get(&format!("/api/events?after={cursor}")).json_body();
+    let events = feed["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{feed}");
+    assert_eq!(events[0]["data"]["status"], "reviewing");
+    assert_eq!(cost_events(&app), 1);
+
+    // A whole batch: every run that spent ends in it, so its ending carries the cost.
+    let whole = App::new();
+    send_traces(&whole, agent_batch("conv-10"));
+    let runs = get(&whole, "/api/runtime/agents?session_id=conv-10");
+    let feed = whole.get("/api/events?after=0&limit=1000").json_body();
+    for run in &runs {
+        let id = run["id"].as_str().unwrap();
+        assert_eq!(
+            get(
+                &whole,
+                &format!("/api/runtime/logs?agent_id={id}&log_type=cost_update")
+            )
+            .len(),
+            0
+        );
+        let last = feed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|e| e["data"]["id"] == run["id"])
+            .unwrap();
+        assert_eq!(last["data"]["cost_usd"], run["cost_usd"]);
+    }
+}
