@@ -1,6 +1,6 @@
 //! `/api/agents`: agent definitions.
 
-use super::{created, not_found, path_id, Input};
+use super::{created, delete_by_id, found, get_by_id, path_id, Input};
 use crate::db::{autocommit_write, Database};
 use crate::domain::{AgentName, AgentType, Page};
 use crate::error::ApiError;
@@ -72,11 +72,7 @@ pub fn get<D: Database>(
     open: impl FnOnce() -> Result<D, ApiError>,
     raw_id: &str,
 ) -> Result<Response, ApiError> {
-    let id = path_id(raw_id, "agent")?;
-    match store::get(&open()?, &id)? {
-        Some(definition) => Ok(Response::json(200, &definition)),
-        None => Err(not_found("agent", raw_id)),
-    }
+    get_by_id(open, raw_id, "agent", store::get)
 }
 
 pub fn update<D: Database>(
@@ -102,21 +98,16 @@ pub fn update<D: Database>(
     };
     let id = path_id(raw_id, "agent")?;
     let db = open()?;
-    match autocommit_write(|| store::update(&db, &id, changes.clone()))? {
-        Some(definition) => Ok(Response::json(200, &definition)),
-        None => Err(not_found("agent", raw_id)),
-    }
+    found(
+        autocommit_write(|| store::update(&db, &id, changes.clone()))?,
+        "agent",
+        raw_id,
+    )
 }
 
 pub fn delete<D: Database>(
     open: impl FnOnce() -> Result<D, ApiError>,
     raw_id: &str,
 ) -> Result<Response, ApiError> {
-    let id = path_id(raw_id, "agent")?;
-    let db = open()?;
-    if autocommit_write(|| store::delete(&db, &id))? {
-        Ok(Response::empty(204))
-    } else {
-        Err(not_found("agent", raw_id))
-    }
+    delete_by_id(open, raw_id, "agent", store::delete)
 }

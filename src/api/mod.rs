@@ -13,7 +13,7 @@ mod prompts;
 mod runs;
 mod sessions;
 
-use crate::db::Connector;
+use crate::db::{autocommit_write, Connector, Database, DbError};
 use crate::domain::Id;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{auth, cors, Config, Group, JsonObject, Query, Request, Response, Route};
@@ -233,6 +233,48 @@ pub(crate) fn path_id(raw: &str, what: &str) -> Result<Id, ApiError> {
 
 pub(crate) fn not_found(what: &str, id: &str) -> ApiError {
     ApiError::not_found(format!("{what} {id} not found"))
+}
+
+/// 200 with the resource a store call found, or the 404 naming it (`what` and the id as
+/// the client wrote it).
+pub(crate) fn found<T: serde::Serialize>(
+    row: Option<T>,
+    what: &str,
+    raw_id: &str,
+) -> Result<Response, ApiError> {
+    match row {
+        Some(row) => Ok(Response::json(200, &row)),
+        None => Err(not_found(what, raw_id)),
+    }
+}
+
+/// `GET /…/{id}` of a resource: the id parsed (a malformed one is the same 404 as an
+/// unknown one), one store read, [`found`].
+pub(crate) fn get_by_id<D: Database, T: serde::Serialize>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+    what: &str,
+    get: impl FnOnce(&D, &Id) -> Result<Option<T>, DbError>,
+) -> Result<Response, ApiError> {
+    let id = path_id(raw_id, what)?;
+    found(get(&open()?, &id)?, what, raw_id)
+}
+
+/// `DELETE /…/{id}` of a resource: one delete statement, sent again while busy
+/// ([`autocommit_write`]); 204, or the 404 naming it.
+pub(crate) fn delete_by_id<D: Database>(
+    open: impl FnOnce() -> Result<D, ApiError>,
+    raw_id: &str,
+    what: &str,
+    delete: impl Fn(&D, &Id) -> Result<bool, DbError>,
+) -> Result<Response, ApiError> {
+    let id = path_id(raw_id, what)?;
+    let db = open()?;
+    if autocommit_write(|| delete(&db, &id))? {
+        Ok(Response::empty(204))
+    } else {
+        Err(not_found(what, raw_id))
+    }
 }
 
 /// 201 with the created resource and its `Location`.

@@ -1,6 +1,6 @@
 //! `/api/runtime/prompts`.
 
-use super::{created, not_found, path_id, Input};
+use super::{created, found, get_by_id, path_id, Input};
 use crate::db::Database;
 use crate::domain::{Page, PromptStatus, PromptType};
 use crate::error::ApiError;
@@ -55,11 +55,7 @@ pub fn get<D: Database>(
     open: impl FnOnce() -> Result<D, ApiError>,
     raw_id: &str,
 ) -> Result<Response, ApiError> {
-    let id = path_id(raw_id, "prompt")?;
-    match store::get(&open()?, &id)? {
-        Some(prompt) => Ok(Response::json(200, &prompt)),
-        None => Err(not_found("prompt", raw_id)),
-    }
+    get_by_id(open, raw_id, "prompt", store::get)
 }
 
 pub fn update<D: Database>(
@@ -95,8 +91,5 @@ pub fn update<D: Database>(
         error_message: body.string("error_message", store::MAX_TEXT)?.for_update(),
     };
     let id = path_id(raw_id, "prompt")?;
-    match store::update(&open()?, &id, changes)? {
-        Some(prompt) => Ok(Response::json(200, &prompt)),
-        None => Err(not_found("prompt", raw_id)),
-    }
+    found(store::update(&open()?, &id, changes)?, "prompt", raw_id)
 }

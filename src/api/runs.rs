@@ -1,7 +1,7 @@
 //! `/api/runtime/agents` and `/api/runtime/stats`.
 
-use super::{created, not_found, path_id, Input};
-use crate::db::{autocommit_write, Database};
+use super::{created, delete_by_id, found, get_by_id, path_id, Input};
+use crate::db::Database;
 use crate::domain::{time::parse_rfc3339, Page, RunStatus};
 use crate::error::ApiError;
 use crate::http::{Field, Response};
@@ -75,11 +75,7 @@ pub fn get<D: Database>(
     open: impl FnOnce() -> Result<D, ApiError>,
     raw_id: &str,
 ) -> Result<Response, ApiError> {
-    let id = path_id(raw_id, "runtime agent")?;
-    match store::get(&open()?, &id)? {
-        Some(run) => Ok(Response::json(200, &run)),
-        None => Err(not_found("runtime agent", raw_id)),
-    }
+    get_by_id(open, raw_id, "runtime agent", store::get)
 }
 
 pub fn update<D: Database>(
@@ -105,23 +101,18 @@ pub fn update<D: Database>(
         project: body.string("project", store::MAX_PROJECT)?.for_update(),
     };
     let id = path_id(raw_id, "runtime agent")?;
-    match store::update(&open()?, &id, changes)? {
-        Some(run) => Ok(Response::json(200, &run)),
-        None => Err(not_found("runtime agent", raw_id)),
-    }
+    found(
+        store::update(&open()?, &id, changes)?,
+        "runtime agent",
+        raw_id,
+    )
 }
 
 pub fn delete<D: Database>(
     open: impl FnOnce() -> Result<D, ApiError>,
     raw_id: &str,
 ) -> Result<Response, ApiError> {
-    let id = path_id(raw_id, "runtime agent")?;
-    let db = open()?;
-    if autocommit_write(|| store::delete(&db, &id))? {
-        Ok(Response::empty(204))
-    } else {
-        Err(not_found("runtime agent", raw_id))
-    }
+    delete_by_id(open, raw_id, "runtime agent", store::delete)
 }
 
 pub fn stats<D: Database>(
