@@ -1,8 +1,8 @@
 //! `/api/agents`: agent definitions.
 
-use super::{created, delete_by_id, found, get_by_id, path_id, Input};
+use super::{created, delete_by_id, found, get_by_id, list_page, path_id, Input, Open};
 use crate::db::{autocommit_write, Database};
-use crate::domain::{AgentName, AgentType, Page};
+use crate::domain::{AgentName, AgentType};
 use crate::error::ApiError;
 use crate::http::{Field, JsonObject, Response};
 use crate::store::definitions::{self as store, DefinitionChanges, NewDefinition};
@@ -29,23 +29,13 @@ fn agent_type(body: &JsonObject) -> Result<Field<AgentType>, ApiError> {
     body.one_of("agent_type", AgentType::parse, AgentType::list)
 }
 
-pub fn list<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    input: &Input,
-) -> Result<Response, ApiError> {
+pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let q = &input.query;
     let agent_type = q.enum_filter("agent_type", AgentType::parse, AgentType::list)?;
-    let page = Page::parse(q.get("limit"), q.get("offset"))?;
-    Ok(Response::json(
-        200,
-        &store::list(&open()?, agent_type, page)?,
-    ))
+    list_page(open, q, |db, page| store::list(db, agent_type, page))
 }
 
-pub fn create<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    input: &Input,
-) -> Result<Response, ApiError> {
+pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let body = input.body()?;
     body.only(FIELDS)?;
     let new = NewDefinition {
@@ -68,15 +58,12 @@ pub fn create<D: Database>(
     ))
 }
 
-pub fn get<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    raw_id: &str,
-) -> Result<Response, ApiError> {
+pub fn get<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
     get_by_id(open, raw_id, "agent", store::get)
 }
 
 pub fn update<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
+    open: impl Open<D>,
     raw_id: &str,
     input: &Input,
 ) -> Result<Response, ApiError> {
@@ -105,9 +92,6 @@ pub fn update<D: Database>(
     )
 }
 
-pub fn delete<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    raw_id: &str,
-) -> Result<Response, ApiError> {
+pub fn delete<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
     delete_by_id(open, raw_id, "agent", store::delete)
 }

@@ -1,16 +1,13 @@
 //! `/api/runtime/logs`: both log tables, merged on read.
 
-use super::Input;
+use super::{list_page, Input, Open};
 use crate::db::{autocommit_write, Database};
-use crate::domain::{LogLevel, LogSource, LogType, Page};
+use crate::domain::{LogLevel, LogSource, LogType};
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::store::logs::{self as store, LogFilter, NewLog};
 
-pub fn list<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    input: &Input,
-) -> Result<Response, ApiError> {
+pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let q = &input.query;
     let filter = LogFilter {
         source: q.enum_filter("source", LogSource::parse, LogSource::list)?,
@@ -28,14 +25,10 @@ pub fn list<D: Database>(
             }
         }
     }
-    let page = Page::parse(q.get("limit"), q.get("offset"))?;
-    Ok(Response::json(200, &store::list(&open()?, &filter, page)?))
+    list_page(open, q, |db, page| store::list(db, &filter, page))
 }
 
-pub fn create<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    input: &Input,
-) -> Result<Response, ApiError> {
+pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let body = input.body()?;
     let source = body
         .one_of("source", LogSource::parse, LogSource::list)?

@@ -14,7 +14,7 @@ mod runs;
 mod sessions;
 
 use crate::db::{autocommit_write, Connector, Database, DbError};
-use crate::domain::Id;
+use crate::domain::{Id, Page};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{auth, cors, Config, Group, JsonObject, Query, Request, Response, Route};
 
@@ -235,6 +235,23 @@ pub(crate) fn not_found(what: &str, id: &str) -> ApiError {
     ApiError::not_found(format!("{what} {id} not found"))
 }
 
+/// How a handler opens its (migrated) connection, once it knows it needs one: a request
+/// refused before that (a bad id, a bad body) never touches the database.
+pub trait Open<D>: FnOnce() -> Result<D, ApiError> {}
+
+impl<D, F: FnOnce() -> Result<D, ApiError>> Open<D> for F {}
+
+/// `GET` of a list: the page (`limit`, `offset`; after the caller's own filters), one
+/// store read, 200.
+pub(crate) fn list_page<D: Database, T: serde::Serialize>(
+    open: impl Open<D>,
+    query: &Query,
+    list: impl FnOnce(&D, Page) -> Result<T, DbError>,
+) -> Result<Response, ApiError> {
+    let page = Page::parse(query.get("limit"), query.get("offset"))?;
+    Ok(Response::json(200, &list(&open()?, page)?))
+}
+
 /// 200 with the resource a store call found, or the 404 naming it (`what` and the id as
 /// the client wrote it).
 pub(crate) fn found<T: serde::Serialize>(
@@ -251,7 +268,7 @@ pub(crate) fn found<T: serde::Serialize>(
 /// `GET /…/{id}` of a resource: the id parsed (a malformed one is the same 404 as an
 /// unknown one), one store read, [`found`].
 pub(crate) fn get_by_id<D: Database, T: serde::Serialize>(
-    open: impl FnOnce() -> Result<D, ApiError>,
+    open: impl Open<D>,
     raw_id: &str,
     what: &str,
     get: impl FnOnce(&D, &Id) -> Result<Option<T>, DbError>,
@@ -263,7 +280,7 @@ pub(crate) fn get_by_id<D: Database, T: serde::Serialize>(
 /// `DELETE /…/{id}` of a resource: one delete statement, sent again while busy
 /// ([`autocommit_write`]); 204, or the 404 naming it.
 pub(crate) fn delete_by_id<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
+    open: impl Open<D>,
     raw_id: &str,
     what: &str,
     delete: impl Fn(&D, &Id) -> Result<bool, DbError>,

@@ -1,30 +1,23 @@
 //! `/api/runtime/prompts`.
 
-use super::{created, found, get_by_id, path_id, Input};
+use super::{created, found, get_by_id, list_page, path_id, Input, Open};
 use crate::db::Database;
-use crate::domain::{Page, PromptStatus, PromptType};
+use crate::domain::{PromptStatus, PromptType};
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::store::prompts::{self as store, NewPrompt, PromptChanges, PromptFilter};
 
-pub fn list<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    input: &Input,
-) -> Result<Response, ApiError> {
+pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let q = &input.query;
     let filter = PromptFilter {
         agent_id: q.id_filter("agent_id")?,
         status: q.enum_filter("status", PromptStatus::parse, PromptStatus::list)?,
         parent_prompt_id: q.id_filter("parent_prompt_id")?,
     };
-    let page = Page::parse(q.get("limit"), q.get("offset"))?;
-    Ok(Response::json(200, &store::list(&open()?, &filter, page)?))
+    list_page(open, q, |db, page| store::list(db, &filter, page))
 }
 
-pub fn create<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    input: &Input,
-) -> Result<Response, ApiError> {
+pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let body = input.body()?;
     body.only(&[
         "agent_id",
@@ -51,15 +44,12 @@ pub fn create<D: Database>(
     ))
 }
 
-pub fn get<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    raw_id: &str,
-) -> Result<Response, ApiError> {
+pub fn get<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
     get_by_id(open, raw_id, "prompt", store::get)
 }
 
 pub fn update<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
+    open: impl Open<D>,
     raw_id: &str,
     input: &Input,
 ) -> Result<Response, ApiError> {

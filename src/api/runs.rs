@@ -1,17 +1,14 @@
 //! `/api/runtime/agents` and `/api/runtime/stats`.
 
-use super::{created, delete_by_id, found, get_by_id, path_id, Input};
+use super::{created, delete_by_id, found, get_by_id, list_page, path_id, Input, Open};
 use crate::db::Database;
-use crate::domain::{time::parse_rfc3339, Page, RunStatus};
+use crate::domain::{time::parse_rfc3339, RunStatus};
 use crate::error::ApiError;
 use crate::http::{Field, Response};
 use crate::store::runs::{self as store, NewRun, RunChanges, RunFilter};
 use crate::store::stats;
 
-pub fn list<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    input: &Input,
-) -> Result<Response, ApiError> {
+pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let q = &input.query;
     let filter = RunFilter {
         status: q.enum_filter("status", RunStatus::parse, RunStatus::list)?,
@@ -29,14 +26,10 @@ pub fn list<D: Database>(
             })?),
         },
     };
-    let page = Page::parse(q.get("limit"), q.get("offset"))?;
-    Ok(Response::json(200, &store::list(&open()?, &filter, page)?))
+    list_page(open, q, |db, page| store::list(db, &filter, page))
 }
 
-pub fn create<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    input: &Input,
-) -> Result<Response, ApiError> {
+pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let body = input.body()?;
     body.only(&[
         "orchestrator_agent_id",
@@ -71,15 +64,12 @@ pub fn create<D: Database>(
     Ok(created(format!("/api/runtime/agents/{}", run.id), &run))
 }
 
-pub fn get<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    raw_id: &str,
-) -> Result<Response, ApiError> {
+pub fn get<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
     get_by_id(open, raw_id, "runtime agent", store::get)
 }
 
 pub fn update<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
+    open: impl Open<D>,
     raw_id: &str,
     input: &Input,
 ) -> Result<Response, ApiError> {
@@ -108,15 +98,10 @@ pub fn update<D: Database>(
     )
 }
 
-pub fn delete<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    raw_id: &str,
-) -> Result<Response, ApiError> {
+pub fn delete<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
     delete_by_id(open, raw_id, "runtime agent", store::delete)
 }
 
-pub fn stats<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-) -> Result<Response, ApiError> {
+pub fn stats<D: Database>(open: impl Open<D>) -> Result<Response, ApiError> {
     Ok(Response::json(200, &stats::read(&open()?)?))
 }

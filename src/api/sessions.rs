@@ -1,16 +1,12 @@
 //! `/api/runtime/sessions` and `/api/runtime/sessions/{session_id}`.
 
-use super::{not_found, Input};
+use super::{list_page, not_found, Input, Open};
 use crate::db::Database;
-use crate::domain::Page;
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::store::sessions::{self as store, SessionFilter};
 
-pub fn list<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    input: &Input,
-) -> Result<Response, ApiError> {
+pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let q = &input.query;
     let filter = SessionFilter {
         active: match q.get("active") {
@@ -25,14 +21,10 @@ pub fn list<D: Database>(
             }
         },
     };
-    let page = Page::parse(q.get("limit"), q.get("offset"))?;
-    Ok(Response::json(200, &store::list(&open()?, &filter, page)?))
+    list_page(open, q, |db, page| store::list(db, &filter, page))
 }
 
-pub fn get<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
-    raw_session_id: &str,
-) -> Result<Response, ApiError> {
+pub fn get<D: Database>(open: impl Open<D>, raw_session_id: &str) -> Result<Response, ApiError> {
     // A session id is free text: the path carries it percent-encoded. One that does not
     // decode to UTF-8 cannot be stored, so no run has it.
     let session_id =
