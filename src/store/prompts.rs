@@ -253,12 +253,14 @@ pub fn insert_finished<D: Database>(
     calls: &[(&str, &FinishedCall)],
 ) -> Result<(), DbError> {
     let now = now_rfc3339();
-    // One placeholder row: the parent is looked up by the call's source prompt id in SQL.
-    let row = format!(
+    // The parent is looked up in SQL by the call's source prompt id, for the calls that
+    // have one; a call without one (a GenAI span) costs no lookup.
+    let linked = format!(
         "(?, ?, 'command', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-         (SELECT u.id FROM prompts u WHERE u.source_prompt_id = ? AND u.prompt_name = '{USER_PROMPT}' \
-          AND u.parent_prompt_id IS NULL ORDER BY u.created_at LIMIT 1))"
+         (SELECT u.id FROM prompts u WHERE u.source_prompt_id = ? \
+          AND u.prompt_name = '{USER_PROMPT}' AND u.parent_prompt_id IS NULL LIMIT 1))"
     );
+    let unlinked = "(?, ?, 'command', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)";
     for chunk in calls.chunks(ROWS_PER_STATEMENT) {
         let mut params = Vec::with_capacity(chunk.len() * 16);
         for (run_id, call) in chunk {
@@ -305,16 +307,28 @@ pub fn insert_finished<D: Database>(
                     .map(|m| truncate(m, MAX_INGESTED_ERROR))
                     .into(),
                 source.clone().into(),
-                source.into(),
             ]);
+            if source.is_some() {
+                params.push(source.into());
+            }
         }
+        let rows: Vec<&str> = chunk
+            .iter()
+            .map(|(_, call)| {
+                if call.source_prompt_id.is_some() {
+                    linked.as_str()
+                } else {
+                    unlinked
+                }
+            })
+            .collect();
         db.execute(
             &format!(
                 "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, \
                  response_text, status, model_used, tokens_input, tokens_output, cost_usd, \
                  latency_ms, created_at, completed_at, error_message, source_prompt_id, \
                  parent_prompt_id) VALUES {}",
-                vec![row.as_str(); chunk.len()].join(", ")
+                rows.join(", ")
             ),
             &params,
         )?;
