@@ -132,7 +132,7 @@ pub fn apply<D: Database>(
     };
     // Subagent events carry the subagent's id; SubagentStart/Stop always concern one.
     let run = match text(event, "agent_id") {
-        Some(agent_id) if !is_final(&main) || run_exists(db, &claude_session, agent_id)? => {
+        Some(agent_id) if !main.status.is_final() || run_exists(db, &claude_session, agent_id)? => {
             let key = format!("run:cc:{claude_session}:{agent_id}");
             match sink::run_for_key(db, &key)? {
                 Some(run) => sink::describe(db, run, text(event, "agent_type"), cwd)?,
@@ -158,7 +158,7 @@ pub fn apply<D: Database>(
         Some(_) => return Ok(()),
         None => main,
     };
-    if is_final(&run) {
+    if run.status.is_final() {
         // Final runs are unchanged by later events.
         return Ok(());
     }
@@ -257,10 +257,6 @@ pub fn failure_message(event: &Map<String, Json>) -> String {
         (None, Some(category)) => format!("Claude Code stopped on an error: {category}"),
         (None, None) => "Claude Code reported StopFailure".to_owned(),
     }
-}
-
-fn is_final(run: &Run) -> bool {
-    run.status.is_final()
 }
 
 /// Whether a subagent's run exists already (after its session's run is final, events of

@@ -301,7 +301,7 @@ impl<'a, D: Database> Landing<'a, D> {
                 // A subagent first seen after its session ended (its telemetry flushed at
                 // exit) is over too: it must not stay active forever.
                 match subagent {
-                    Some((parent, _)) if is_final(parent) => {
+                    Some((parent, _)) if parent.status.is_final() => {
                         sink::move_run(self.db, run, RunStatus::Completed, None)?
                     }
                     _ => run,
@@ -311,8 +311,4 @@ impl<'a, D: Database> Landing<'a, D> {
         self.runs.insert(key, run.clone());
         Ok(run)
     }
-}
-
-fn is_final(run: &Run) -> bool {
-    run.status.is_final()
 }

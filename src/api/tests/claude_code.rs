@@ -166,26 +166,25 @@ fn call_times(deliveries: &[Delivery]) -> BTreeSet<String> {
         .collect()
 }
 
+/// A list route's rows.
+fn list(app: &App, path: &str) -> Vec<Json> {
+    get(app, path).as_array().unwrap().clone()
+}
+
 fn tool_logs(app: &App, run: &Json) -> Vec<Json> {
     let id = run["id"].as_str().unwrap();
-    get(
+    list(
         app,
         &format!("/api/runtime/logs?agent_id={id}&log_type=tool_call&limit=1000"),
     )
-    .as_array()
-    .unwrap()
-    .clone()
 }
 
 fn prompts(app: &App, run: &Json) -> Vec<Json> {
     let id = run["id"].as_str().unwrap();
-    get(
+    list(
         app,
         &format!("/api/runtime/prompts?agent_id={id}&limit=1000"),
     )
-    .as_array()
-    .unwrap()
-    .clone()
 }
 
 #[test]
