@@ -61,9 +61,15 @@ pub struct UpArgs {
     /// The libSQL server's auth token (sent as a bearer token).
     #[arg(long, env = "DATABASE_TOKEN", hide_env_values = true)]
     pub database_token: Option<String>,
-    /// Wall-clock limit of one request, in seconds.
+    /// Run time of one request, in seconds: time spent executing, not waiting (a
+    /// component that loops gets a 504 after it).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 60)]
     pub request_timeout_secs: u64,
+    /// Wall-clock limit of one request, in seconds, waits included (a request a
+    /// component holds open, e.g. an approval waiting for a person); never shorter than
+    /// the request timeout.
+    #[arg(long, env = "REQUEST_WALL_LIMIT_SECS", default_value_t = 900)]
+    pub request_wall_limit_secs: u64,
     /// How long in-flight requests may finish after SIGINT/SIGTERM, in seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -226,6 +232,7 @@ pub fn host_config(args: &UpArgs, orchestrator: bool) -> Result<HostConfig> {
         config.variables.insert("api_token".into(), token.clone());
     }
     config.request_deadline = Duration::from_secs(args.request_timeout_secs.max(1));
+    config.request_wall_limit = Some(Duration::from_secs(args.request_wall_limit_secs.max(1)));
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     config.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs.max(1));
     config.max_connections_per_client = args.max_connections_per_client.max(1);

@@ -359,6 +359,7 @@ fn the_sample_lists_every_variable_with_its_default() {
         ("CORS_ORIGINS", ""),
         ("ORCHESTRATOR_API_TOKEN", ""),
         ("REQUEST_TIMEOUT_SECS", "60"),
+        ("REQUEST_WALL_LIMIT_SECS", "900"),
         ("SHUTDOWN_GRACE_SECS", "10"),
         ("MAX_BODY_BYTES", "1048576"),
         ("SQLITE_POOL_SIZE", "16"),

@@ -24,7 +24,7 @@ const MAX_MEMORY_SIZE: usize = 256 << 20;
 /// Address space reserved per linear memory slot: all of a 32-bit memory's index
 /// space, so that compiled guest code needs no explicit bounds check on its loads and
 /// stores (the guard region traps instead). Reserved, not committed: 4 GiB of
-/// virtual address space per slot, 2 per instance slot (2 TiB for the default 256
+/// virtual address space per slot, 2 per instance slot (3.5 TiB for the default 448
 /// slots, of x86-64's 128 TiB).
 const MEMORY_RESERVATION: u64 = 4 << 30;
 
@@ -136,8 +136,8 @@ mod tests {
 
     #[test]
     fn default_size_engine_fits() {
-        // The default pool (256 slots) must be creatable next to the others.
-        shared_engine(256).unwrap();
+        // The default pool must be creatable next to the others.
+        shared_engine(crate::DEFAULT_MAX_INSTANCES).unwrap();
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{anyhow, Result};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -19,6 +19,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::compile_cache::{CacheOutcome, Loaded};
 use crate::diag::one_line;
 use crate::key_value::{self, KeyValueCtx, KeyValueView};
+use crate::limits::RunMeter;
 use crate::outbound_http::{OutboundConfig, OutboundHttp};
 use crate::sqlite::{self, Databases, SqliteCtx, SqliteView, StopCheck};
 use crate::variables::{self, ComponentVariables};
@@ -205,11 +206,11 @@ impl PreparedComponent {
     /// A fresh store for one request: its own WASI context (stdio inherited, the
     /// component's environment, no network), SQLite access limited to the
     /// component's databases, and guest code that yields to the async runtime every
-    /// epoch tick and traps once `deadline` has passed.
+    /// epoch tick and traps once `meter` says either of the run's limits has passed (see
+    /// [`crate::limits`]).
     /// `stop_sqlite` says when a running SQLite statement must be interrupted (see
     /// [`crate::sqlite::StopCheck`]).
-    pub fn new_store(&self, deadline: Duration, stop_sqlite: StopCheck) -> Store<HostState> {
-        let deadline_at = std::time::Instant::now() + deadline;
+    pub fn new_store(&self, meter: Arc<RunMeter>, stop_sqlite: StopCheck) -> Store<HostState> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         wasi.envs(&self.environment);
@@ -224,7 +225,7 @@ impl PreparedComponent {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHttp::new(self.outbound.clone(), deadline_at),
+            hooks: OutboundHttp::new(self.outbound.clone(), meter.clone()),
             sqlite: SqliteCtx::new(self.databases.clone(), self.allowed_databases.clone())
                 .with_stop(stop_sqlite),
             variables: self.variables.clone(),
@@ -232,16 +233,20 @@ impl PreparedComponent {
         };
         let mut store = Store::new(self.pre.engine(), state);
         // Every epoch tick, a running guest yields to the async runtime, and traps
-        // (Trap::Interrupt) once the deadline has passed. Trapping alone is not
-        // enough: a guest computing in a loop would hold its tokio worker for the whole
-        // deadline, and tasks queued behind it on that worker (e.g. the connection
-        // that should send its response head) would wait too.
+        // (Trap::Interrupt) once it has used its run time or outlived its wall limit.
+        // The callback runs only while guest code runs, so it cannot see a guest that
+        // waits: the run time it checks is measured around the run's future instead
+        // (waits are the stretches in which that future is pending; see
+        // [`crate::limits`] for why the gaps between callbacks would not do), and a guest
+        // still waiting at its wall limit is ended by the server's timeout.
+        // Trapping alone is not enough: the yield lets the run's other branches (the
+        // wall-limit timeout, shutdown, the client going away) be polled while a guest
+        // computes in a loop.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(if std::time::Instant::now() >= deadline_at {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
+            Ok(match meter.exceeded() {
+                Some(_) => UpdateDeadline::Interrupt,
+                None => UpdateDeadline::Yield(1),
             })
         });
         store

@@ -21,6 +21,7 @@ pub mod error;
 pub mod files;
 mod instance;
 pub mod key_value;
+pub mod limits;
 pub mod manifest;
 pub mod outbound_http;
 mod parse_errors;
@@ -52,6 +53,13 @@ use runtime_config::{LibsqlConfig, SqliteDatabase};
 use sqlite::{Databases, Pool, PoolOptions, RemotePool};
 use variables::AppVariables;
 
+/// Default instance slots ([`HostConfig::max_instances`]): room for a few hundred held
+/// requests (hooks waiting for an approval) beside ordinary traffic, and under tokio's
+/// default of 512 blocking threads (each running guest occupies one), leaving 64 of
+/// them for other blocking work, so that a request past the last slot gets its quick
+/// 503 instead of queueing for a thread.
+pub const DEFAULT_MAX_INSTANCES: u32 = 448;
+
 /// Everything [`Host::start`] needs. [`HostConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -69,8 +77,18 @@ pub struct HostConfig {
     pub sqlite_libsql_overrides: HashMap<String, LibsqlConfig>,
     /// Application variable overrides by name (matched case-insensitively).
     pub variables: HashMap<String, String>,
-    /// Wall-clock limit for one request's guest run, response body included.
+    /// Run time one request's guest run may use, response body included: time spent
+    /// executing (guest code, and host code it runs inline such as SQLite statements),
+    /// not time spent waiting (sleeping, outbound HTTP, a slow client). What stops a
+    /// component that loops. See [`limits`].
     pub request_deadline: Duration,
+    /// Wall time one request's guest run may last, waits included: the response head
+    /// must come within it (else a 504) and the run ends at it. `None` (the default)
+    /// is `request_deadline`, i.e. one wall-clock limit, as before the two were
+    /// separate; a value shorter than `request_deadline` counts as `request_deadline`.
+    /// `orchestrator up` sets 15 minutes, for requests a component holds open on
+    /// purpose (an approval waiting for a person).
+    pub request_wall_limit: Option<Duration>,
     /// How long [`Host::serve`] lets in-flight requests finish after shutdown.
     pub shutdown_grace: Duration,
     /// Connections per database.
@@ -81,8 +99,11 @@ pub struct HostConfig {
     pub sqlite_busy_timeout: Duration,
     /// SQLite `synchronous` level (see [`Synchronous`] for what each guarantees).
     pub sqlite_synchronous: Synchronous,
-    /// Instance slots of the pooling allocator, i.e. concurrent requests. Hosts with
-    /// the same value share one engine ([`shared_engine`]).
+    /// Instance slots of the pooling allocator, i.e. concurrent requests (held ones
+    /// included; a self request takes a slot of its own). One more gets a 503
+    /// `unavailable` at once. Hosts with the same value share one engine
+    /// ([`shared_engine`]). A slot reserves address space, not memory: a used slot
+    /// keeps up to a few MiB resident for reuse (see [`engine`]).
     ///
     /// Each running guest occupies one of tokio's blocking threads (its SQLite calls
     /// run there, inline): keep the runtime's `max_blocking_threads` above this
@@ -125,8 +146,9 @@ impl CompileCache {
 
 impl HostConfig {
     /// Defaults: listen on `127.0.0.1:3000` (as `spin up`), no runtime config,
-    /// 60 s deadline, 10 s shutdown grace, 16 connections per database with a 5 s
-    /// wait, 5 s busy timeout, `synchronous = NORMAL`, 256 instances, a 10 s header
+    /// 60 s run-time deadline and the same wall-time limit, 10 s shutdown grace, 16
+    /// connections per database with a 5 s wait, 5 s busy timeout,
+    /// `synchronous = NORMAL`, [`DEFAULT_MAX_INSTANCES`] instances, a 10 s header
     /// read timeout, 512 connections per client address, and no compile cache (an
     /// embedder, or a test, opts in with [`HostConfig::compile_cache`]).
     pub fn new(manifest_path: impl Into<PathBuf>) -> Self {
@@ -138,12 +160,13 @@ impl HostConfig {
             sqlite_libsql_overrides: HashMap::new(),
             variables: HashMap::new(),
             request_deadline: Duration::from_secs(60),
+            request_wall_limit: None,
             shutdown_grace: Duration::from_secs(10),
             sqlite_pool_size: 16,
             sqlite_pool_wait: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
             sqlite_synchronous: Synchronous::Normal,
-            max_instances: 256,
+            max_instances: DEFAULT_MAX_INSTANCES,
             header_read_timeout: Duration::from_secs(10),
             max_connections_per_client: 512,
             compile_cache: CompileCache::Off,
@@ -327,6 +350,10 @@ async fn start(config: HostConfig) -> Result<Host> {
         router,
         components,
         request_deadline: config.request_deadline,
+        request_wall_limit: config
+            .request_wall_limit
+            .unwrap_or(config.request_deadline)
+            .max(config.request_deadline),
         header_read_timeout: config.header_read_timeout,
         connection_limit: conn_limit::ConnectionLimit::new(config.max_connections_per_client),
         kill: tokio::sync::watch::channel(false).0,

@@ -19,7 +19,11 @@
 //! incoming request's `Host` plays no part (Spin's CVE-2024-32980 came from letting it).
 //! Anything not allowed fails with Spin's `HttpRequestDenied`, and a line naming the
 //! entry to add goes to stderr. Every request, self requests included, is bounded by the
-//! deadline of the incoming request that made it.
+//! wall-time limit of the incoming request that made it (see [`crate::limits`]): the
+//! calling guest only waits meanwhile, which uses none of its run time, so a component
+//! may wait on a slow upstream (a streamed model answer) as long as it may sleep; it can
+//! always set shorter timeouts of its own. A self request also gets the run time its
+//! caller has left: the two runs together use no more than the caller's.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -30,6 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Result};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::limits::{RunLimits, RunMeter};
 use crate::variables::Template;
 
 /// One parsed `allowed_outbound_hosts` entry.
@@ -256,11 +261,11 @@ pub type SelfResponse =
 /// Serves a component's requests to its own app in-process (the server's router).
 pub trait SelfHandler: Send + Sync {
     /// Answer `request` (origin-form: a path and query) as the app would answer a
-    /// client, with the guest run ending by `deadline`.
+    /// client, the guest run getting `limits` (run time left, wall limit).
     fn handle_self(
         self: Arc<Self>,
         request: http::Request<WasiBody>,
-        deadline: Instant,
+        limits: RunLimits,
     ) -> SelfResponse;
 }
 
@@ -288,16 +293,16 @@ impl std::fmt::Debug for OutboundConfig {
 }
 
 /// The per-request hook: checks each request against the component's allow-list and
-/// bounds it by the request's deadline.
+/// bounds it by the request's limits.
 pub struct OutboundHttp {
     config: Arc<OutboundConfig>,
-    deadline: Instant,
+    meter: Arc<RunMeter>,
 }
 
 impl OutboundHttp {
-    /// The hook for one request that must finish by `deadline`.
-    pub fn new(config: Arc<OutboundConfig>, deadline: Instant) -> Self {
-        OutboundHttp { config, deadline }
+    /// The hook for one request, whose run `meter` accounts for.
+    pub fn new(config: Arc<OutboundConfig>, meter: Arc<RunMeter>) -> Self {
+        OutboundHttp { config, meter }
     }
 }
 
@@ -320,13 +325,17 @@ impl WasiHttpHooks for OutboundHttp {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let uri = request.uri().clone();
         let config = self.config.clone();
-        let deadline = self.deadline;
+        let deadline = self.meter.limits().wall_at;
 
         if is_self_request(&uri) {
             if !config.allowed.allows_self() {
                 return deny(&config.component, "http://self", &uri);
             }
-            return send_to_self(config, request, deadline);
+            let limits = RunLimits {
+                run_time: self.meter.run_time_left(),
+                wall_at: deadline,
+            };
+            return send_to_self(config, request, limits);
         }
 
         let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
@@ -371,8 +380,9 @@ impl WasiHttpHooks for OutboundHttp {
 fn send_to_self(
     config: Arc<OutboundConfig>,
     mut request: http::Request<WasiBody>,
-    deadline: Instant,
+    limits: RunLimits,
 ) -> Box<dyn Future<Output = SendResult> + Send> {
+    let deadline = limits.wall_at;
     let Some(app) = config.self_handler.get().and_then(Weak::upgrade) else {
         // Only when the host is gone (or never finished starting): nothing serves it.
         tracing::warn!(component = %config.component, "self request while the app is not serving");
@@ -388,9 +398,9 @@ fn send_to_self(
         if Instant::now() >= deadline {
             return Err(HttpError::ConnectionTimeout);
         }
-        // The head must arrive by the deadline; the body is bounded by the inner run,
-        // whose own deadline is this one.
-        let response = tokio::time::timeout_at(deadline.into(), app.handle_self(request, deadline))
+        // The head must arrive by the wall limit; the body is bounded by the inner run,
+        // whose own limits these are.
+        let response = tokio::time::timeout_at(deadline.into(), app.handle_self(request, limits))
             .await
             .map_err(|_| HttpError::ConnectionReadTimeout)??;
         tracing::debug!(component = %config.component, %uri, status = response.status().as_u16(), "self request");
@@ -398,7 +408,7 @@ fn send_to_self(
     })
 }
 
-/// The guest's timeouts, none longer than what is left of the request's deadline.
+/// The guest's timeouts, none longer than what is left of the request's wall limit.
 fn bounded(options: Option<RequestOptions>, left: Duration) -> RequestOptions {
     let o = options.unwrap_or_default();
     let cap = |d: Option<Duration>| Some(d.map_or(left, |d| d.min(left)));

@@ -6,10 +6,11 @@
 //! instance from the pre-instantiated component, and run `handle` on one of tokio's
 //! blocking threads (where its SQLite calls run inline) while this side awaits the
 //! response outparam. The response head is returned as soon as the guest sets it,
-//! and the body streams from the still-running guest (SSE works). The deadline bounds
-//! the whole guest run, head and body: epoch interruption stops a guest that computes
-//! forever, and a tokio timeout stops one that waits forever (a guest `sleep` is an
-//! async wait in the host).
+//! and the body streams from the still-running guest (SSE works). Two limits bound the
+//! whole guest run, head and body (see [`crate::limits`]): its run time, which epoch
+//! interruption enforces on a guest that computes forever, and its wall time, which a
+//! tokio timeout enforces on one that waits forever (a guest `sleep` is an async wait in
+//! the host, which uses no run time).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -40,6 +41,7 @@ use crate::conn_limit::{Admitted, ConnectionLimit};
 use crate::diag::one_line;
 use crate::error::{error_response, HostErrorKind};
 use crate::instance::PreparedComponent;
+use crate::limits::{Exceeded, RunLimits, RunMeter};
 use crate::outbound_http::{SelfHandler, SelfResponse};
 use crate::parse_errors::{Owed, ParseErrorIo};
 use crate::routing::Router;
@@ -50,8 +52,11 @@ pub struct App {
     pub router: Router,
     /// Prepared components by id (every routed id is present).
     pub components: HashMap<String, Arc<PreparedComponent>>,
-    /// Wall-clock limit for one guest run (head and body).
+    /// Run time one guest run may use (head and body; waits not counted).
     pub request_deadline: Duration,
+    /// Wall time one guest run may last (head and body, waits included); never shorter
+    /// than `request_deadline`.
+    pub request_wall_limit: Duration,
     /// How long a client may take to send a request head (and how long a keep-alive
     /// connection may sit idle before its next one): slow-loris protection.
     pub header_read_timeout: Duration,
@@ -74,8 +79,8 @@ enum Outcome {
     /// Trap, panic or host error: a one-line summary (the root cause, for the
     /// client) and the full detail with the guest backtrace (for the log).
     Failed { summary: String, detail: String },
-    /// The request deadline passed.
-    Timeout,
+    /// The run used its run time or outlived its wall limit.
+    Timeout(Exceeded),
     /// No instance slot free in the pooling allocator.
     Unavailable(String),
     /// The host is shutting down and ended the run.
@@ -262,7 +267,11 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let (response, component) = dispatch(&app, req, client, kill, app.request_deadline).await;
+    let limits = RunLimits {
+        run_time: app.request_deadline,
+        wall_at: started + app.request_wall_limit.max(app.request_deadline),
+    };
+    let (response, component) = dispatch(&app, req, client, kill, limits).await;
     tracing::info!(
         method = %method,
         path = %path,
@@ -275,10 +284,9 @@ async fn handle(
 }
 
 impl SelfHandler for App {
-    fn handle_self(self: Arc<Self>, mut req: Request<WasiBody>, deadline: Instant) -> SelfResponse {
+    fn handle_self(self: Arc<Self>, mut req: Request<WasiBody>, limits: RunLimits) -> SelfResponse {
         Box::pin(async move {
             let started = Instant::now();
-            let left = deadline.saturating_duration_since(started);
             if let Ok(host) = HeaderValue::from_str(&self.self_authority) {
                 req.headers_mut().insert(HOST, host);
             }
@@ -290,7 +298,7 @@ impl SelfHandler for App {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
             let kill = self.kill.subscribe();
-            let (response, component) = dispatch(&self, req, client, kill, left).await;
+            let (response, component) = dispatch(&self, req, client, kill, limits).await;
             tracing::info!(
                 method = %method,
                 path = %path,
@@ -306,18 +314,19 @@ impl SelfHandler for App {
 }
 
 /// Route one request (a client's, or a component's request to its own app) and run its
-/// component, the run ending by `deadline` from now.
+/// component within `limits`.
 async fn dispatch<B>(
     app: &App,
     mut req: Request<B>,
     client: SocketAddr,
     mut kill: watch::Receiver<bool>,
-    deadline: Duration,
+    limits: RunLimits,
 ) -> (Response<HyperOutgoingBody>, Option<String>)
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
+    let dispatched = Instant::now();
     let path = req.uri().path().to_string();
     // `*` (OPTIONS *) and authority-form targets (CONNECT) name no resource here.
     if !path.starts_with('/') {
@@ -383,18 +392,24 @@ where
     // unfinished when it leaves mid-stream (an SSE client gone): either way the run
     // ends instead of holding its instance, thread and connections to the deadline.
     let (mut interest, client_gone) = ClientInterest::new();
-    let deadline_at = Instant::now() + deadline;
+    let meter = Arc::new(RunMeter::new(limits));
     // SQLite statements run inline on the guest's thread, where the `select!` below
     // cannot end them: the binding asks this between steps of a long statement and
-    // interrupts it once the run has to end.
+    // interrupts it once the run has to end. A statement is bounded by the run's
+    // run-time deadline, not only its wall limit: running inline, its time is run time
+    // (the meter counts it while it runs), so a statement that never ends is stopped
+    // when a guest computing for as long would be, and a held request's quick checks
+    // between sleeps are not at risk. The wall limit applies too (a statement on
+    // another thread's behalf would not be counted).
     let stop_sqlite: crate::sqlite::StopCheck = {
         let kill = kill.clone();
         let gone = interest.gone_flag();
+        let meter = meter.clone();
         Arc::new(move || {
-            gone.load(Ordering::Relaxed) || *kill.borrow() || Instant::now() >= deadline_at
+            gone.load(Ordering::Relaxed) || *kill.borrow() || meter.exceeded().is_some()
         })
     };
-    let mut store = component.new_store(deadline, stop_sqlite);
+    let mut store = component.new_store(meter.clone(), stop_sqlite);
     let (head_tx, head_rx) = oneshot::channel();
     let handles = store
         .data_mut()
@@ -420,11 +435,14 @@ where
                 .call_handle(&mut store, wasi_req, outparam)
                 .await
         };
+        // Pending stretches of `run` are waits (see `crate::limits`); the wall limit ends
+        // a run that is still waiting (the epoch callback only sees one that runs).
+        let metered = crate::limits::metered(&meter, run);
         let outcome = tokio::select! {
-            result = tokio::time::timeout_at(deadline_at.into(), run) => match result {
+            result = tokio::time::timeout_at(limits.wall_at.into(), metered) => match result {
                 Ok(Ok(())) => Outcome::Ok,
-                Ok(Err(e)) => classify(e),
-                Err(_) => Outcome::Timeout,
+                Ok(Err(e)) => classify(e, &meter),
+                Err(_) => Outcome::Timeout(Exceeded::Wall),
             },
             _ = kill.wait_for(|kill| *kill) => Outcome::Killed,
             () = client_gone => Outcome::Abandoned,
@@ -433,7 +451,7 @@ where
         // connections roll back and return to their pools) and the response body,
         // if streaming, ends.
         drop(store);
-        log_outcome(&task_component, &outcome, deadline);
+        log_outcome(&task_component, &outcome, &meter);
         let _ = outcome_tx.send(outcome);
     };
     // The whole guest run goes to one of tokio's blocking threads: its SQLite
@@ -470,11 +488,20 @@ where
         }
         // The outparam was dropped unset: the run is over; ask it why.
         Err(_) => match outcome_rx.await {
-            Ok(Outcome::Timeout) => {
-                let message = format!(
-                    "component `{id}` did not respond within {:.1} s",
-                    deadline.as_secs_f64()
-                );
+            Ok(Outcome::Timeout(exceeded)) => {
+                let message = match exceeded {
+                    Exceeded::RunTime(limit) => format!(
+                        "component `{id}` did not respond within its run time of {:.1} s",
+                        limit.as_secs_f64()
+                    ),
+                    Exceeded::Wall => format!(
+                        "component `{id}` did not respond within {:.1} s",
+                        limits
+                            .wall_at
+                            .saturating_duration_since(dispatched)
+                            .as_secs_f64()
+                    ),
+                };
                 json_response(HostErrorKind::Timeout, &message)
             }
             Ok(Outcome::Failed { summary, .. }) => json_response(
@@ -501,9 +528,9 @@ where
     (response, Some(id))
 }
 
-fn classify(e: wasmtime::Error) -> Outcome {
+fn classify(e: wasmtime::Error, meter: &RunMeter) -> Outcome {
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        return Outcome::Timeout;
+        return Outcome::Timeout(meter.exceeded().unwrap_or(Exceeded::Wall));
     }
     let detail = one_line(&format!("{e:#}"));
     if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
@@ -599,16 +626,26 @@ impl Drop for ClientInterest {
     }
 }
 
-fn log_outcome(component: &str, outcome: &Outcome, deadline: Duration) {
+fn log_outcome(component: &str, outcome: &Outcome, meter: &RunMeter) {
+    tracing::debug!(
+        component,
+        run_time_ms = meter.run_time().as_secs_f64() * 1000.0,
+        "guest run ended"
+    );
     match outcome {
         Outcome::Ok => {}
         Outcome::Failed { detail, .. } => {
             tracing::error!(component, error = %detail, "component failed")
         }
-        Outcome::Timeout => tracing::warn!(
+        Outcome::Timeout(Exceeded::RunTime(limit)) => tracing::warn!(
             component,
-            deadline_ms = deadline.as_millis() as u64,
-            "component exceeded the request deadline"
+            run_time_limit_ms = limit.as_millis() as u64,
+            "component used up its run time (request deadline)"
+        ),
+        Outcome::Timeout(Exceeded::Wall) => tracing::warn!(
+            component,
+            run_time_ms = meter.run_time().as_millis() as u64,
+            "component exceeded the request's wall-time limit"
         ),
         Outcome::Unavailable(e) => tracing::warn!(component, error = %e, "no instance slot free"),
         Outcome::Killed => tracing::warn!(component, "component ended by shutdown"),

@@ -417,6 +417,134 @@ async fn deadline_stops_loops_and_sleeps() {
     host.stop().await;
 }
 
+// Run time and wall time (see spin_host::limits). The margins are wide: a run-time
+// deadline of 1 s against a wall limit of 30 s (or a wait of 3 s), so that only the
+// wrong limit, not a slow machine, can fail these.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_request_outlasts_its_run_time_deadline() {
+    let host = start(|c| {
+        c.request_deadline = Duration::from_secs(1);
+        c.request_wall_limit = Some(Duration::from_secs(30));
+    })
+    .await;
+    host.text("/sql/setup").await;
+    // 3 s of a database check every 20 ms, as the orchestrator's long-poll waits: each
+    // wake-up runs a little; only that counts against the 1 s.
+    let (status, body) = host.text("/poll?ms=3000&every_ms=20").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("checked "), "{body}");
+    // One sleep, response head after it.
+    assert_eq!(
+        host.text("/sleep?ms=3000").await,
+        (200, "slept".to_string())
+    );
+    // Waiting with a pinned connection is waiting too.
+    assert_eq!(
+        host.text("/sql/hold?ms=3000").await,
+        (200, "held".to_string())
+    );
+    // A body streamed with 20 ms sleeps between events, for 3 s after the head.
+    let (status, body) = host.text("/stream?n=150&delay_ms=20").await;
+    assert_eq!(status, 200);
+    assert!(body.ends_with("data: 149\n\n"), "whole body: {body}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_is_stopped_at_its_run_time_deadline_not_the_wall_limit() {
+    let host = start(|c| {
+        c.request_deadline = Duration::from_secs(1);
+        c.request_wall_limit = Some(Duration::from_secs(30));
+    })
+    .await;
+    let started = Instant::now();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(20), host.text("/loop"))
+        .await
+        .expect("the loop was stopped well before the 30 s wall limit");
+    let took = started.elapsed();
+    assert_eq!(status, 504, "{body}");
+    let body = json(&body);
+    assert_eq!(body["error"]["code"], "timeout");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("run time of 1.0 s"), "{message}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_waiting_past_the_wall_limit_gets_a_504() {
+    let host = start(|c| {
+        c.request_deadline = Duration::from_secs(1);
+        c.request_wall_limit = Some(Duration::from_secs(2));
+    })
+    .await;
+    for path in ["/sleep?ms=20000", "/poll?ms=20000&every_ms=20"] {
+        let started = Instant::now();
+        let (status, body) = tokio::time::timeout(Duration::from_secs(15), host.text(path))
+            .await
+            .expect("answered at the wall limit");
+        let took = started.elapsed();
+        assert_eq!(status, 504, "{path}: {body}");
+        let body = json(&body);
+        assert_eq!(body["error"]["code"], "timeout", "{path}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("within 2.0 s"), "{path}: {message}");
+        assert!(took >= Duration::from_millis(1900), "{path}: {took:?}");
+    }
+    // Still serving.
+    assert_eq!(host.text("/sleep?ms=10").await, (200, "slept".to_string()));
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_is_bounded_by_the_run_time_deadline_not_the_wall_limit() {
+    let host = start(|c| {
+        c.sqlite_pool_size = 1;
+        c.request_deadline = Duration::from_secs(1);
+        c.request_wall_limit = Some(Duration::from_secs(60));
+    })
+    .await;
+    // The statement runs inline: its time is run time.
+    let (status, body) = tokio::time::timeout(Duration::from_secs(20), host.text("/sql/endless"))
+        .await
+        .expect("the endless statement was interrupted well before the wall limit");
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "timeout");
+    assert_eq!(host.text("/sql/open?db=default").await.1, "ok");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_free_instance_slot_is_a_quick_503() {
+    let host = start(|c| {
+        c.max_instances = 2;
+        c.request_wall_limit = Some(Duration::from_secs(30));
+    })
+    .await;
+    // Two held requests take both slots.
+    let held: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(reqwest::get(host.url("/sleep?ms=4000"))))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let started = Instant::now();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), host.text("/headers"))
+        .await
+        .expect("answered without waiting for a slot");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    for h in held {
+        assert_eq!(h.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(host.get("/headers").await.status(), 200);
+    host.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panic_is_a_json_500() {
     let host = start(|_| {}).await;
@@ -474,20 +602,28 @@ async fn bodies_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_after_the_head_cuts_the_body() {
     use futures::StreamExt;
-    let host = start(|c| c.request_deadline = Duration::from_millis(800)).await;
+    let host = start(|c| {
+        c.request_deadline = Duration::from_millis(800);
+        // The loop after the head is stopped by its run time, long before this.
+        c.request_wall_limit = Some(Duration::from_secs(60));
+    })
+    .await;
     let r = host.get("/stream-then-loop").await;
     assert_eq!(r.status(), 200);
     let mut stream = r.bytes_stream();
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(&first[..], b"data: first\n\n");
     // The body must end in an error, not look complete.
-    let mut errored = false;
-    while let Some(chunk) = stream.next().await {
-        if chunk.is_err() {
-            errored = true;
-            break;
+    let errored = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = stream.next().await {
+            if chunk.is_err() {
+                return true;
+            }
         }
-    }
+        false
+    })
+    .await
+    .expect("cut by the run-time deadline, not the wall limit");
     assert!(errored, "a truncated body must not end cleanly");
     assert_eq!(host.get("/headers").await.status(), 200);
     host.stop().await;
