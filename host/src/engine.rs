@@ -25,7 +25,10 @@ const MAX_MEMORY_SIZE: usize = 256 << 20;
 /// space, so that compiled guest code needs no explicit bounds check on its loads and
 /// stores (the guard region traps instead). Reserved, not committed: 4 GiB of
 /// virtual address space per slot, 2 per instance slot (3.5 TiB for the default 448
-/// slots, of x86-64's 128 TiB).
+/// slots, of x86-64's 128 TiB). Reserving costs no resident memory: an idle
+/// `orchestrator up` had the same VmRSS (55 MB) with 256 slots and with 448, only its
+/// VmSize grew (2.0 to 3.5 TiB). A slot in use does: 200 long-polls held at once took
+/// it to 128 MB.
 const MEMORY_RESERVATION: u64 = 4 << 30;
 
 /// Stack of each guest fiber: the guest's wasm stack plus the host calls it makes.
