@@ -18,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod migrations;
+pub mod steering;
 pub mod store;
 
 pub use api::handle;

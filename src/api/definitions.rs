@@ -2,7 +2,7 @@
 
 use super::{created, delete_by_id, found, get_by_id, list_page, path_id, Input, Open};
 use crate::db::{autocommit_write, Database};
-use crate::domain::{AgentName, AgentType};
+use crate::domain::{command, AgentName, AgentType, Policy};
 use crate::error::ApiError;
 use crate::http::{Field, JsonObject, Response};
 use crate::store::definitions::{self as store, DefinitionChanges, NewDefinition};
@@ -13,6 +13,10 @@ const FIELDS: &[&str] = &[
     "agent_type",
     "capabilities",
     "default_model",
+    "policy",
+    "command",
+    "working_dir",
+    "timeout_secs",
 ];
 
 fn name(body: &JsonObject) -> Result<Field<AgentName>, ApiError> {
@@ -23,6 +27,44 @@ fn name(body: &JsonObject) -> Result<Field<AgentName>, ApiError> {
         Field::Null => Field::Null,
         Field::Absent => Field::Absent,
     })
+}
+
+/// `policy`, validated (a rule that does not parse is a 422 naming it), as canonical text.
+fn policy(body: &JsonObject) -> Result<Field<String>, ApiError> {
+    body.parsed("policy", |v| {
+        Policy::validate(v, "policy")
+            .map(|p| p.to_string())
+            .map_err(|e| ApiError::validation(&e.field, e.message))
+    })
+}
+
+/// `command`: a non-empty argv with known placeholders only.
+fn command(body: &JsonObject) -> Result<Field<String>, ApiError> {
+    body.parsed("command", |v| {
+        command::validate(v)
+            .map(|argv| serde_json::json!(argv).to_string())
+            .map_err(|(field, message)| ApiError::validation(&field, message))
+    })
+}
+
+fn timeout_secs(body: &JsonObject) -> Result<Field<i64>, ApiError> {
+    body.parsed("timeout_secs", |v| {
+        v.as_i64()
+            .filter(|n| (1..=store::MAX_TIMEOUT_SECS).contains(n))
+            .ok_or_else(|| {
+                ApiError::validation(
+                    "timeout_secs",
+                    format!(
+                        "timeout_secs must be a whole number of seconds from 1 to {}",
+                        store::MAX_TIMEOUT_SECS
+                    ),
+                )
+            })
+    })
+}
+
+fn working_dir(body: &JsonObject) -> Result<Field<String>, ApiError> {
+    body.non_empty_string("working_dir", store::MAX_WORKING_DIR)
 }
 
 fn agent_type(body: &JsonObject) -> Result<Field<AgentType>, ApiError> {
@@ -49,6 +91,10 @@ pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response
             .optional()
             .unwrap_or_else(|| "[]".into()),
         default_model: body.string("default_model", store::MAX_MODEL)?.optional(),
+        policy: policy(body)?.optional(),
+        command: command(body)?.optional(),
+        working_dir: working_dir(body)?.optional(),
+        timeout_secs: timeout_secs(body)?.optional(),
     };
     let db = open()?;
     let definition = autocommit_write(|| store::insert(&db, new.clone()))?;
@@ -82,6 +128,10 @@ pub fn update<D: Database>(
             Field::Value(v) => Some(v),
         },
         default_model: body.string("default_model", store::MAX_MODEL)?.for_update(),
+        policy: policy(body)?.for_update(),
+        command: command(body)?.for_update(),
+        working_dir: working_dir(body)?.for_update(),
+        timeout_secs: timeout_secs(body)?.for_update(),
     };
     let id = path_id(raw_id, "agent")?;
     let db = open()?;

@@ -1,9 +1,12 @@
 //! Domain types that can only exist valid: parse once at the edge, trust afterwards.
 
+pub mod command;
 pub mod enums;
 pub mod id;
 pub mod name;
 pub mod page;
+pub mod policy;
+pub mod rule;
 pub mod text;
 pub mod time;
 
@@ -11,3 +14,5 @@ pub use enums::{AgentType, LogLevel, LogSource, LogType, PromptStatus, PromptTyp
 pub use id::Id;
 pub use name::AgentName;
 pub use page::{Page, PageError};
+pub use policy::Policy;
+pub use rule::Rule;

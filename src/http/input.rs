@@ -213,6 +213,15 @@ impl JsonObject {
         })
     }
 
+    /// A field checked by `convert` (which gives the 422 naming what is wrong).
+    pub fn parsed<T>(
+        &self,
+        name: &str,
+        convert: impl FnOnce(&Json) -> Result<T, ApiError>,
+    ) -> Result<Field<T>, ApiError> {
+        self.map(name, convert)
+    }
+
     fn map<T>(
         &self,
         name: &str,

@@ -20,8 +20,9 @@ use crate::domain::text::truncate;
 use crate::domain::{AgentName, AgentType, LogLevel, LogType, RunStatus};
 use crate::error::ApiError;
 use crate::http::Query;
+use crate::steering::{self, Hook, Reply};
 use crate::store::runs::{self, Run};
-use crate::store::{ingest_keys, prompts};
+use crate::store::{ingest_keys, policies, prompts};
 
 /// The most of a tool's input or response kept in its `tool_call` log, in bytes of its
 /// JSON text; longer ones are cut at a character boundary and kept as a string.
@@ -80,13 +81,15 @@ fn text<'a>(event: &'a Map<String, Json>, name: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Apply one hook event, inside the caller's write transaction. A body without a
-/// `session_id` (and no `session` in the query) cannot be placed: 422.
+/// Apply one hook event, inside the caller's write transaction, and say what the hook is
+/// answered (see [`crate::steering`]). A body without a `session_id` (and no `session` in
+/// the query) cannot be placed: 422.
 pub fn apply<D: Database>(
     db: &D,
     target: &Target,
     event: &Map<String, Json>,
-) -> Result<(), ApiError> {
+    approval_wait_secs: u64,
+) -> Result<Reply, ApiError> {
     let claude_session = text(event, "session_id")
         .map(str::to_owned)
         .or_else(|| target.session.clone())
@@ -130,6 +133,7 @@ pub fn apply<D: Database>(
             },
         )?,
     };
+    let main_id = main.id.clone();
     // Subagent events carry the subagent's id; SubagentStart/Stop always concern one.
     let run = match text(event, "agent_id") {
         Some(agent_id) if !main.status.is_final() || run_exists(db, &claude_session, agent_id)? => {
@@ -155,12 +159,25 @@ pub fn apply<D: Database>(
                 )?,
             }
         }
-        Some(_) => return Ok(()),
+        // An unseen subagent of a final session: not created; stopped if the session was.
+        Some(_) => {
+            let chain = policies::chain(db, &main.id)?;
+            return Ok(match steering::stopped(db, &chain, false, name)? {
+                Some(answer) => Reply::Now(answer),
+                None => Reply::none(),
+            });
+        }
         None => main,
     };
+    let is_subagent = run.id != main_id;
+    // A stopped session (or a budget reached) is told so before anything else happens.
+    let chain = policies::chain(db, &run.id)?;
+    if let Some(answer) = steering::stopped(db, &chain, is_subagent, name)? {
+        return Ok(Reply::Now(answer));
+    }
     if run.status.is_final() {
         // Final runs are unchanged by later events.
-        return Ok(());
+        return Ok(Reply::none());
     }
     match name {
         "SessionStart" => {}
@@ -243,7 +260,21 @@ pub fn apply<D: Database>(
             })?;
         }
     }
-    Ok(())
+    let empty = Json::Null;
+    let hook = Hook {
+        event: name,
+        session: &session,
+        tool: text(event, "tool_name"),
+        input: event.get("tool_input").unwrap_or(&empty),
+        cwd,
+        tool_use_id: text(event, "tool_use_id"),
+        stop_hook_active: event
+            .get("stop_hook_active")
+            .and_then(Json::as_bool)
+            .unwrap_or(false),
+        approval_wait_secs,
+    };
+    steering::steer(db, &chain, usize::from(is_subagent), &hook)
 }
 
 /// What a StopFailure says failed: Claude Code's `error` is only a category (`unknown`,

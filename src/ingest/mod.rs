@@ -15,17 +15,24 @@ use crate::db::{write_transaction, Database};
 use crate::error::ApiError;
 use crate::http::{Config, JsonObject, Query, Request, Response};
 
-/// `POST /api/ingest/claude-code`: apply one hook event; answers `{}` (200).
+/// `POST /api/ingest/claude-code`: apply one hook event; answers what the agent is to do
+/// (`{}` for nothing; see [`crate::steering`]), after holding the request while a person
+/// decides, when the event waits for one.
 pub fn claude_code<D: Database>(
-    open: impl FnOnce() -> Result<D, ApiError>,
+    open: &dyn Fn() -> Result<D, ApiError>,
+    config: &Config,
     query: &Query,
     body: &JsonObject,
 ) -> Result<Response, ApiError> {
     // Query first: a bad parameter costs no connection.
     let target = hooks::Target::from_query(query)?;
-    let db = open()?;
-    write_transaction(&db, |db| hooks::apply(db, &target, body.fields()))?;
-    Ok(Response::json(200, &serde_json::json!({})))
+    let wait = config.approval_wait.as_secs();
+    let reply = {
+        let db = open()?;
+        write_transaction(&db, |db| hooks::apply(db, &target, body.fields(), wait))?
+    };
+    let answer = crate::steering::hold::wait(open, reply)?;
+    Ok(Response::json(200, &answer))
 }
 
 /// `POST /v1/logs`, `/v1/traces`, `/v1/metrics`: one OTLP export, checked (413, 415, 400)

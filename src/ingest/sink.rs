@@ -37,6 +37,10 @@ pub fn definition<D: Database>(
             agent_type,
             capabilities: "[]".into(),
             default_model: None,
+            policy: None,
+            command: None,
+            working_dir: None,
+            timeout_secs: None,
         },
     )?;
     Ok(created.id)
@@ -270,11 +274,14 @@ pub fn finished_prompts<'a, D: Database>(
     Ok(changed)
 }
 
-/// One `cost_update` feed event for each run, with the run as it now is.
+/// One `cost_update` feed event for each run, with the run as it now is; and the budgets
+/// over it checked (a run whose tree reached its `max_cost_usd` is cancelled, so its
+/// session's next hook stops it: late telemetry counts when it arrives).
 pub fn cost_changed<D: Database>(db: &D, runs_changed: &[&str]) -> Result<(), ApiError> {
     for run in runs_changed {
         if let Some(id) = Id::parse(run) {
             runs::record_cost_change(db, &id)?;
+            crate::steering::check_budgets(db, run)?;
         }
     }
     Ok(())

@@ -17,6 +17,12 @@ pub struct Definition {
     pub agent_type: String,
     pub capabilities: Box<RawValue>,
     pub default_model: Option<String>,
+    /// `{max_cost_usd, deny_tools, ask_tools, hold_on_stop_secs}` or null.
+    pub policy: Box<RawValue>,
+    /// The argv a runner starts for a dispatched run, or null (not dispatchable).
+    pub command: Box<RawValue>,
+    pub working_dir: Option<String>,
+    pub timeout_secs: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -27,9 +33,13 @@ const TABLE: &str = "orchestrator_agents";
 pub const MAX_DESCRIPTION: usize = 4096;
 /// The longest `default_model` a definition keeps, in characters.
 pub const MAX_MODEL: usize = 256;
+/// The longest `working_dir` a definition keeps, in characters.
+pub const MAX_WORKING_DIR: usize = 4096;
+/// The longest `timeout_secs`: a week.
+pub const MAX_TIMEOUT_SECS: i64 = 7 * 24 * 3600;
 
-const COLUMNS: &str =
-    "id, name, description, agent_type, capabilities, default_model, created_at, updated_at";
+const COLUMNS: &str = "id, name, description, agent_type, capabilities, default_model, \
+     created_at, updated_at, policy, command, working_dir, timeout_secs";
 
 fn from_row(mut row: Row<'_>) -> Result<Definition, DbError> {
     Ok(Definition {
@@ -41,6 +51,10 @@ fn from_row(mut row: Row<'_>) -> Result<Definition, DbError> {
         default_model: row.opt_text(5)?,
         created_at: row.time(6)?,
         updated_at: row.time(7)?,
+        policy: row.opt_json(8)?,
+        command: row.opt_json(9)?,
+        working_dir: row.opt_text(10)?,
+        timeout_secs: row.opt_int(11)?,
     })
 }
 
@@ -52,6 +66,11 @@ pub struct NewDefinition {
     pub agent_type: AgentType,
     pub capabilities: String,
     pub default_model: Option<String>,
+    /// Canonical JSON texts (see `domain::policy`, `domain::command`).
+    pub policy: Option<String>,
+    pub command: Option<String>,
+    pub working_dir: Option<String>,
+    pub timeout_secs: Option<i64>,
 }
 
 /// A validated partial update: `None` leaves a column as it is; `Some(None)` clears it.
@@ -62,6 +81,10 @@ pub struct DefinitionChanges {
     pub agent_type: Option<AgentType>,
     pub capabilities: Option<String>,
     pub default_model: Option<Option<String>>,
+    pub policy: Option<Option<String>>,
+    pub command: Option<Option<String>>,
+    pub working_dir: Option<Option<String>>,
+    pub timeout_secs: Option<Option<i64>>,
 }
 
 fn duplicate_name(err: DbError, name: &str) -> ApiError {
@@ -116,8 +139,8 @@ pub fn id_by_name<D: Database>(db: &D, name: &str) -> Result<Option<String>, DbE
 pub fn insert<D: Database>(db: &D, new: NewDefinition) -> Result<Definition, ApiError> {
     let now = now_rfc3339();
     let sql = format!(
-        "INSERT INTO orchestrator_agents ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
-         RETURNING {COLUMNS}"
+        "INSERT INTO orchestrator_agents ({COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11) RETURNING {COLUMNS}"
     );
     let params = [
         Id::new_v4().into(),
@@ -127,6 +150,10 @@ pub fn insert<D: Database>(db: &D, new: NewDefinition) -> Result<Definition, Api
         new.capabilities.into(),
         new.default_model.into(),
         now.into(),
+        new.policy.into(),
+        new.command.into(),
+        new.working_dir.into(),
+        new.timeout_secs.into(),
     ];
     let rows = db
         .execute(&sql, &params)
@@ -147,6 +174,10 @@ pub fn update<D: Database>(
     update.set_if("agent_type", changes.agent_type.map(AgentType::as_str));
     update.set_if("capabilities", changes.capabilities);
     update.set_if("default_model", changes.default_model);
+    update.set_if("policy", changes.policy);
+    update.set_if("command", changes.command);
+    update.set_if("working_dir", changes.working_dir);
+    update.set_if("timeout_secs", changes.timeout_secs);
     update.set("updated_at", now_rfc3339());
     let mut rows = update
         .execute(db, "orchestrator_agents", COLUMNS)

@@ -1,5 +1,6 @@
-//! The live feed: the `state_change` rows of `agent_logs` and the server's `cost_update`
-//! rows, read by cursor (their id).
+//! The live feed: the `state_change` rows of `agent_logs`, the server's `cost_update`
+//! rows (`agent_update` events) and the milestones that carry an approval
+//! (`approval_update` events), read by cursor (their id).
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -33,13 +34,17 @@ pub struct Feed {
 /// `state_change` row, and the `cost_update` rows that carry their run (the server's, see
 /// [`runs::record_cost_change`]); a `cost_update` log a client posted with other details
 /// is a log, not an event.
-const FEED: &str = "SELECT id, agent_id, \
-     CASE WHEN json_type(details, '$.run') = 'object' \
+const FEED: &str = "SELECT id, agent_id, log_type, \
+     CASE WHEN log_type = 'milestone' THEN json_extract(details, '$.approval') \
+          WHEN json_type(details, '$.run') = 'object' \
           AND json_extract(details, '$.run.id') = agent_id \
      THEN json_extract(details, '$.run') END \
-     FROM agent_logs WHERE log_type IN ('state_change', 'cost_update') AND id > ?1 \
-     AND (log_type = 'state_change' OR (json_valid(details) \
-          AND json_extract(details, '$.run.id') = agent_id)) \
+     FROM agent_logs WHERE log_type IN ('state_change', 'cost_update', 'milestone') \
+     AND id > ?1 \
+     AND (log_type = 'state_change' OR (json_valid(details) AND ( \
+          (log_type = 'cost_update' AND json_extract(details, '$.run.id') = agent_id) \
+          OR (log_type = 'milestone' AND json_type(details, '$.approval') = 'object' \
+              AND json_extract(details, '$.approval.run_id') = agent_id)))) \
      ORDER BY id LIMIT ?2";
 
 /// Events with a cursor greater than `after`, oldest first, at most `limit` rows read.
@@ -54,7 +59,18 @@ pub fn after<D: Database>(db: &D, after: i64, limit: i64) -> Result<Feed, DbErro
     for mut row in rows.iter() {
         let cursor = row.int(0)?;
         feed.cursor = cursor;
-        let data = match row.opt_text(2)? {
+        if row.opt_text(2)?.as_deref() == Some("milestone") {
+            // An approval's change: its details carry the approval as it then was.
+            if let Some(data) = row.opt_text(3)?.and_then(|a| RawValue::from_string(a).ok()) {
+                feed.events.push(Event {
+                    cursor,
+                    kind: "approval_update",
+                    data,
+                });
+            }
+            continue;
+        }
+        let data = match row.opt_text(3)? {
             Some(run) => RawValue::from_string(run).ok(),
             None => None,
         };
@@ -100,7 +116,7 @@ pub fn head<D: Database>(db: &D) -> Result<i64, DbError> {
     let mut rows = db.execute(
         "SELECT MAX(\
            COALESCE((SELECT MAX(id) FROM agent_logs \
-                     WHERE log_type IN ('state_change', 'cost_update')), 0), \
+                     WHERE log_type IN ('state_change', 'cost_update', 'milestone')), 0), \
            COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'agent_logs'), 0))",
         &[],
     )?;

@@ -389,7 +389,8 @@ pub fn insert_user_prompt<D: Database>(
 }
 
 /// Complete (`status`) every open prompt of the run, with the response and error when
-/// given (cut to the column limits) and the latency since each was created.
+/// given (cut to the column limits) and the latency since each was created. A follow-up
+/// not yet delivered stays pending: it is the next turn's, not this one's.
 pub fn close_open<D: Database>(
     db: &D,
     run_id: &str,
@@ -401,7 +402,8 @@ pub fn close_open<D: Database>(
         "UPDATE prompts SET status = ?2, completed_at = ?3, \
          response_text = COALESCE(?4, response_text), error_message = COALESCE(?5, error_message), \
          latency_ms = CAST(MAX(0, (julianday(?3) - julianday(created_at)) * 86400000) AS INTEGER) \
-         WHERE agent_id = ?1 AND status IN ('pending', 'streaming')",
+         WHERE agent_id = ?1 AND status IN ('pending', 'streaming') \
+         AND NOT (prompt_type = 'followup' AND status = 'pending')",
         &[
             run_id.into(),
             status.into(),
@@ -429,4 +431,60 @@ pub fn link_calls<D: Database>(
         ],
     )?;
     Ok(())
+}
+
+/// A message a person sent to a running agent: a pending `followup` prompt of the run,
+/// delivered at the session's next Stop.
+pub fn insert_followup<D: Database>(db: &D, run_id: &Id, text: &str) -> Result<Prompt, ApiError> {
+    let sql = format!(
+        "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, status, \
+         tokens_input, tokens_output, cost_usd, created_at) \
+         VALUES (?1, ?2, 'followup', ?3, ?4, 'pending', 0, 0, 0, ?5) RETURNING {COLUMNS}"
+    );
+    let params = [
+        Id::new_v4().into(),
+        run_id.into(),
+        FOLLOWUP.into(),
+        truncate(text, MAX_TEXT).into(),
+        now_rfc3339().into(),
+    ];
+    super::returned(db.execute(&sql, &params)?, from_row)
+}
+
+/// The prompt name of a person's follow-up (`POST …/messages`).
+pub const FOLLOWUP: &str = "FollowUp";
+
+/// The oldest follow-up of the run not yet delivered: `(id, text)`.
+pub fn next_followup<D: Database>(db: &D, run_id: &str) -> Result<Option<(String, String)>, DbError> {
+    let mut rows = db.execute(
+        "SELECT id, prompt_text FROM prompts WHERE agent_id = ?1 AND prompt_type = 'followup' \
+         AND status = 'pending' ORDER BY created_at, id LIMIT 1",
+        &[run_id.into()],
+    )?;
+    match rows.first() {
+        Some(mut row) => Ok(Some((row.text(0)?, row.text(1)?))),
+        None => Ok(None),
+    }
+}
+
+/// A follow-up handed to the agent: `streaming` until the Stop that ends its turn.
+pub fn mark_delivered<D: Database>(db: &D, id: &str) -> Result<(), DbError> {
+    db.execute(
+        "UPDATE prompts SET status = 'streaming' WHERE id = ?1 AND status = 'pending'",
+        &[id.into()],
+    )?;
+    Ok(())
+}
+
+/// How many follow-ups the run was handed since its last user prompt: Claude Code ignores
+/// a Stop hook's block after 8 consecutive continuations.
+pub fn followups_in_a_row<D: Database>(db: &D, run_id: &str) -> Result<i64, DbError> {
+    let mut rows = db.execute(
+        "SELECT count(*) FROM prompts WHERE agent_id = ?1 AND prompt_type = 'followup' \
+         AND status IN ('streaming', 'completed') AND created_at >= COALESCE(\
+           (SELECT max(created_at) FROM prompts WHERE agent_id = ?1 \
+            AND prompt_name = 'UserPromptSubmit'), '')",
+        &[run_id.into()],
+    )?;
+    rows.first().map_or(Ok(0), |row| row.int(0))
 }

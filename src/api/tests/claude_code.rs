@@ -194,7 +194,7 @@ fn a_sessions_cost_is_what_claude_code_says_it_spent_in_every_arrival_order() {
         let expected = result(name)["total_cost_usd"].as_f64().unwrap();
         assert!(expected > 0.0);
         for (order, list) in orders(&deliveries) {
-            let app = App::new();
+            let app = replay_app();
             deliver(&app, &list);
             let (main, children) = runs(&app, &session_id(&deliveries));
             let total = cost(&main) + children.iter().map(cost).sum::<f64>();
@@ -214,7 +214,7 @@ fn each_tool_call_is_one_log_whichever_report_comes_first() {
         let ids = tool_use_ids(&deliveries);
         assert!(!ids.is_empty());
         for (order, list) in orders(&deliveries) {
-            let app = App::new();
+            let app = replay_app();
             deliver(&app, &list);
             let (main, children) = runs(&app, &session_id(&deliveries));
             let logs: Vec<Json> = std::iter::once(&main)
@@ -260,7 +260,7 @@ fn a_subagents_model_calls_and_cost_land_on_its_own_run() {
             .sum()
     };
     for (order, list) in orders(&deliveries) {
-        let app = App::new();
+        let app = replay_app();
         deliver(&app, &list);
         let (main, children) = runs(&app, &session_id(&deliveries));
         assert_eq!(children.len(), 1, "{order}");
@@ -285,7 +285,7 @@ fn model_calls_belong_to_the_user_prompt_they_served_at_their_own_times() {
     for jsonl in [TOOLS, SUBAGENT] {
         let deliveries = fixture(jsonl);
         for (order, list) in orders(&deliveries) {
-            let app = App::new();
+            let app = replay_app();
             deliver(&app, &list);
             let (main, children) = runs(&app, &session_id(&deliveries));
             let user: Vec<Json> = prompts(&app, &main)
@@ -317,7 +317,7 @@ fn model_calls_belong_to_the_user_prompt_they_served_at_their_own_times() {
 #[test]
 fn a_failed_session_says_what_failed() {
     let deliveries = fixture(FAILURE);
-    let app = App::new();
+    let app = replay_app();
     deliver(&app, &deliveries.iter().collect::<Vec<_>>());
     let (main, _) = runs(&app, &session_id(&deliveries));
     // SessionEnd comes after the failure: the run stays failed, with Claude Code's words.
@@ -335,7 +335,7 @@ fn a_failed_session_says_what_failed() {
 fn a_session_is_named_by_its_project_and_first_prompt() {
     let deliveries = fixture(TEXT);
     for (order, list) in orders(&deliveries) {
-        let app = App::new();
+        let app = replay_app();
         deliver(&app, &list);
         let session = session_id(&deliveries);
         let (main, _) = runs(&app, &session);
@@ -360,7 +360,7 @@ fn a_session_is_named_by_its_project_and_first_prompt() {
 #[test]
 fn the_feed_carries_each_cost_change_once_per_export() {
     let deliveries = fixture(SUBAGENT);
-    let app = App::new();
+    let app = replay_app();
     deliver(&app, &deliveries.iter().collect::<Vec<_>>());
     let (main, children) = runs(&app, &session_id(&deliveries));
     let feed = get(&app, "/api/events?after=0&limit=1000");
@@ -391,7 +391,7 @@ fn the_feed_carries_each_cost_change_once_per_export() {
 
 #[test]
 fn a_late_cost_reaches_the_feed_after_the_run_ended() {
-    let app = App::new();
+    let app = replay_app();
     let hook = |event: &str| {
         json!({"session_id": "late", "hook_event_name": event, "prompt_id": "p1",
                "prompt": "do it", "cwd": "/w"})
@@ -421,7 +421,7 @@ fn a_late_cost_reaches_the_feed_after_the_run_ended() {
 
 #[test]
 fn a_cost_update_log_a_client_posts_is_a_log_not_an_event() {
-    let app = App::new();
+    let app = replay_app();
     let run = app.run();
     let id = run["id"].as_str().unwrap();
     let head = get(&app, "/api/events?after=0")["cursor"].as_i64().unwrap();
@@ -438,9 +438,17 @@ fn a_cost_update_log_a_client_posts_is_a_log_not_an_event() {
 #[test]
 fn a_permission_request_session_lands_whole() {
     let deliveries = fixture(PERMISSION);
-    let app = App::new();
+    let app = replay_app();
     deliver(&app, &deliveries.iter().collect::<Vec<_>>());
     let (main, _) = runs(&app, &session_id(&deliveries));
     let expected = result("permission")["total_cost_usd"].as_f64().unwrap();
     assert!(close(cost(&main), expected));
+}
+
+/// An app for replaying recordings: nobody is at the dashboard to decide an approval
+/// (as when they were recorded), so a PermissionRequest is answered at once, undecided.
+fn replay_app() -> App {
+    let mut config = crate::http::Config::default();
+    config.approval_wait = std::time::Duration::ZERO;
+    App::with_config(config)
 }

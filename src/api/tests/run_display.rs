@@ -206,6 +206,10 @@ fn token_sums_hold_under_concurrent_prompt_writes() {
             agent_type: crate::domain::AgentType::Builder,
             capabilities: "[]".into(),
             default_model: None,
+            policy: None,
+            command: None,
+            working_dir: None,
+            timeout_secs: None,
         },
     )
     .unwrap();
