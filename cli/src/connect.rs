@@ -51,6 +51,24 @@ const TOOL_EVENTS: [&str; 4] = [
 /// The variable the token is referenced by, never copied from.
 pub const TOKEN_VAR: &str = "ORCHESTRATOR_API_TOKEN";
 
+/// The variable a runner gives the processes it starts: the dispatched run's id. Sent in
+/// a hook header, it makes the session a child run of that run.
+pub const RUN_ID_VAR: &str = "ORCHESTRATOR_RUN_ID";
+
+/// The header the run id travels in (the ingest reads it).
+pub const RUN_ID_HEADER: &str = "X-Orchestrator-Run-Id";
+
+/// Events the backend may hold open while a person decides (an approval, a follow-up):
+/// their hooks' timeout covers the hold plus a margin; past it Claude Code gives up on
+/// the hook (PermissionRequest is then denied in `-p` mode; PreToolUse and Stop go on).
+const HELD_EVENTS: [&str; 3] = ["PreToolUse", "PermissionRequest", "Stop"];
+
+/// Seconds added to a hold for the hook's own timeout.
+const HOLD_MARGIN_SECS: u64 = 30;
+
+/// The default hold the hooks are set up for: the server's default APPROVAL_WAIT_SECS.
+pub const DEFAULT_HOLD_SECS: u64 = 300;
+
 /// How often Claude Code exports its events (ms): a run's cost shows within about this
 /// long, and the backend gets at most one cost event per run per export.
 pub const LOGS_EXPORT_INTERVAL_MS: u32 = 2_000;
@@ -76,6 +94,11 @@ pub struct ConnectArgs {
     /// that turn it on are printed instead (without telemetry a run's cost stays 0).
     #[arg(long)]
     pub no_telemetry: bool,
+    /// The longest the backend holds a hook while a person decides (the server's
+    /// APPROVAL_WAIT_SECS, a policy's hold_on_stop_secs): PreToolUse, PermissionRequest
+    /// and Stop hooks get this plus 30 s as their timeout, the others 5 s.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HOLD_SECS)]
+    pub hold_secs: u64,
     /// Accepted for older instructions: telemetry is on by default now.
     #[arg(long, hide = true)]
     pub otel: bool,
@@ -86,7 +109,7 @@ pub fn run(args: &ConnectArgs) -> Result<()> {
         bail!("unknown tool {:?}; supported: claude-code", args.tool);
     }
     let with_token = std::env::var_os(TOKEN_VAR).is_some_and(|v| !v.is_empty());
-    let hooks = hook_settings(&args.url, with_token)?;
+    let hooks = hook_settings(&args.url, with_token, args.hold_secs)?;
     let telemetry = telemetry_settings(&args.url, with_token)?;
     let Some(project) = &args.write else {
         print!("{}", printed(&hooks, &telemetry)?);
@@ -94,10 +117,11 @@ pub fn run(args: &ConnectArgs) -> Result<()> {
     };
     write_merged(project, &hooks)?;
     println!(
-        "hooks: {} HTTP hooks posting to {}/api/ingest/claude-code, merged into {}",
+        "hooks: {} HTTP hooks posting to {}/api/ingest/claude-code, merged into {} (PreToolUse, PermissionRequest and Stop may be held up to {} s while a person decides; a session started by `orchestrator runner` reports as a child of its run through ${RUN_ID_VAR})",
         HOOK_EVENTS.len(),
         args.url.trim_end_matches('/'),
-        project.display()
+        project.display(),
+        args.hold_secs + HOLD_MARGIN_SECS
     );
     if args.no_telemetry {
         println!(
@@ -165,22 +189,34 @@ fn base_url(url: &str) -> Result<&str> {
     Ok(base)
 }
 
-/// The project's block: a hook for every event.
-pub fn hook_settings(url: &str, with_token: bool) -> Result<Json> {
+/// The project's block: a hook for every event. Each sends the dispatched run's id (when
+/// a runner started the session) and, with a token, the bearer header, both by variable.
+/// `hold_secs` is the longest the backend holds a request (APPROVAL_WAIT_SECS, a
+/// definition's hold_on_stop_secs).
+pub fn hook_settings(url: &str, with_token: bool, hold_secs: u64) -> Result<Json> {
     let base = base_url(url)?;
     let mut hook = json!({
         "type": "http",
         "url": format!("{base}/api/ingest/claude-code"),
-        // The answer is immediate; a backend that is down must not hold the agent up.
+        // Most answers are immediate; a backend that is down must not hold the agent up.
         "timeout": 5,
     });
+    let mut headers = Map::new();
+    let mut vars = vec![json!(RUN_ID_VAR)];
+    headers.insert(RUN_ID_HEADER.into(), json!(format!("${RUN_ID_VAR}")));
     if with_token {
-        hook["headers"] = json!({"Authorization": format!("Bearer ${TOKEN_VAR}")});
-        hook["allowedEnvVars"] = json!([TOKEN_VAR]);
+        headers.insert("Authorization".into(), json!(format!("Bearer ${TOKEN_VAR}")));
+        vars.push(json!(TOKEN_VAR));
     }
+    hook["headers"] = Json::Object(headers);
+    hook["allowedEnvVars"] = Json::Array(vars);
     let mut hooks = Map::new();
     for event in HOOK_EVENTS {
-        let mut entry = json!({"hooks": [hook.clone()]});
+        let mut hook = hook.clone();
+        if HELD_EVENTS.contains(&event) {
+            hook["timeout"] = json!(hold_secs + HOLD_MARGIN_SECS);
+        }
+        let mut entry = json!({"hooks": [hook]});
         if TOOL_EVENTS.contains(&event) {
             entry["matcher"] = json!("*");
         }
@@ -283,12 +319,15 @@ mod tests {
 
     #[test]
     fn every_event_posts_to_the_ingest_route() {
-        let s = hook_settings("http://127.0.0.1:8000/", false).unwrap();
+        let s = hook_settings("http://127.0.0.1:8000/", false, DEFAULT_HOLD_SECS).unwrap();
         for event in HOOK_EVENTS {
             let hook = &s["hooks"][event][0]["hooks"][0];
             assert_eq!(hook["type"], "http");
             assert_eq!(hook["url"], "http://127.0.0.1:8000/api/ingest/claude-code");
-            assert!(hook.get("headers").is_none());
+            assert!(hook["headers"].get("Authorization").is_none());
+            assert_eq!(hook["headers"]["X-Orchestrator-Run-Id"], "$ORCHESTRATOR_RUN_ID");
+            let held = ["PreToolUse", "PermissionRequest", "Stop"].contains(&event);
+            assert_eq!(hook["timeout"], if held { 330 } else { 5 }, "{event}");
         }
         assert_eq!(s["hooks"]["PostToolUse"][0]["matcher"], "*");
         assert_eq!(s["hooks"]["PermissionRequest"][0]["matcher"], "*");
@@ -300,13 +339,16 @@ mod tests {
 
     #[test]
     fn the_token_is_referenced_by_its_variable_never_written() {
-        let s = hook_settings("http://h:1", true).unwrap();
+        let s = hook_settings("http://h:1", true, DEFAULT_HOLD_SECS).unwrap();
         let hook = &s["hooks"]["Stop"][0]["hooks"][0];
         assert_eq!(
             hook["headers"]["Authorization"],
             "Bearer $ORCHESTRATOR_API_TOKEN"
         );
-        assert_eq!(hook["allowedEnvVars"], json!(["ORCHESTRATOR_API_TOKEN"]));
+        assert_eq!(
+            hook["allowedEnvVars"],
+            json!(["ORCHESTRATOR_RUN_ID", "ORCHESTRATOR_API_TOKEN"])
+        );
         let t = telemetry_settings("http://h:1", true).unwrap();
         assert_eq!(t["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://h:1");
         assert_eq!(t["env"]["OTEL_EXPORTER_OTLP_PROTOCOL"], "http/protobuf");
@@ -321,7 +363,7 @@ mod tests {
     #[test]
     fn print_says_where_each_block_goes() {
         let text = printed(
-            &hook_settings("http://h:1", false).unwrap(),
+            &hook_settings("http://h:1", false, DEFAULT_HOLD_SECS).unwrap(),
             &telemetry_settings("http://h:1", false).unwrap(),
         )
         .unwrap();
@@ -340,10 +382,10 @@ mod tests {
             "hooks": {"PostToolUse": [{"matcher": "Edit", "hooks": [{"type": "command", "command": "fmt"}]}]}
         });
         merge(&mut existing, &ours).unwrap();
-        merge(&mut existing, &hook_settings("http://h:1", false).unwrap()).unwrap();
+        merge(&mut existing, &hook_settings("http://h:1", false, DEFAULT_HOLD_SECS).unwrap()).unwrap();
         let once = existing.clone();
         merge(&mut existing, &ours).unwrap();
-        merge(&mut existing, &hook_settings("http://h:1", false).unwrap()).unwrap();
+        merge(&mut existing, &hook_settings("http://h:1", false, DEFAULT_HOLD_SECS).unwrap()).unwrap();
         assert_eq!(existing, once, "a second connect adds nothing");
         assert_eq!(existing["model"], "opus");
         assert_eq!(existing["env"]["FOO"], "bar");
@@ -355,10 +397,10 @@ mod tests {
 
     #[test]
     fn a_settings_file_that_is_not_an_object_is_refused() {
-        let ours = hook_settings("http://h:1", false).unwrap();
+        let ours = hook_settings("http://h:1", false, DEFAULT_HOLD_SECS).unwrap();
         assert!(merge(&mut json!([1]), &ours).is_err());
         assert!(merge(&mut json!({"hooks": []}), &ours).is_err());
-        assert!(hook_settings("ftp://h", false).is_err());
+        assert!(hook_settings("ftp://h", false, DEFAULT_HOLD_SECS).is_err());
     }
 
     #[test]

@@ -285,6 +285,7 @@ pub fn document() -> Json {
     });
     add_sessions(&mut doc, &run_status, &time);
     super::admin::describe(&mut doc);
+    super::approvals::describe(&mut doc);
     crate::ingest::describe(&mut doc);
     doc
 }

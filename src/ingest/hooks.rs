@@ -34,6 +34,9 @@ pub struct Target {
     pub agent: String,
     pub agent_type: AgentType,
     pub session: Option<String>,
+    /// The run a runner started this session for (`X-Orchestrator-Run-Id`, from
+    /// `$ORCHESTRATOR_RUN_ID`): the session's run is created as its child.
+    pub parent_run: Option<crate::domain::Id>,
 }
 
 impl Target {
@@ -70,6 +73,7 @@ impl Target {
             agent,
             agent_type,
             session,
+            parent_run: None,
         })
     }
 }
@@ -122,7 +126,11 @@ pub fn apply<D: Database>(
                 key: &main_key,
                 definition_id: &definition_id(db)?,
                 session_id: &session,
-                parent_agent_id: None,
+                // A parent that does not exist (deleted, another database) is no parent.
+                parent_agent_id: match &target.parent_run {
+                    Some(parent) if runs::get(db, parent)?.is_some() => Some(parent.as_str()),
+                    _ => None,
+                },
                 context: json!({"claude_code": {
                     "session_id": claude_session,
                     "cwd": cwd,

@@ -21,11 +21,17 @@ use crate::http::{Config, JsonObject, Query, Request, Response};
 pub fn claude_code<D: Database>(
     open: &dyn Fn() -> Result<D, ApiError>,
     config: &Config,
+    req: &Request,
     query: &Query,
     body: &JsonObject,
 ) -> Result<Response, ApiError> {
     // Query first: a bad parameter costs no connection.
-    let target = hooks::Target::from_query(query)?;
+    let mut target = hooks::Target::from_query(query)?;
+    // Claude Code fills the header from $ORCHESTRATOR_RUN_ID: empty outside a runner, and
+    // anything but a run id is ignored (the session is then a run of its own).
+    target.parent_run = req
+        .header("x-orchestrator-run-id")
+        .and_then(|v| crate::domain::Id::parse(v.trim()));
     let wait = config.approval_wait.as_secs();
     let reply = {
         let db = open()?;

@@ -434,3 +434,25 @@ fn a_held_stop_continues_with_a_follow_up_posted_while_it_waits() {
         json!({"decision": "block", "reason": "now deploy"})
     );
 }
+
+#[test]
+fn a_session_started_for_a_dispatched_run_becomes_its_child() {
+    let app = App::new();
+    let parent = app.run();
+    let parent_id = parent["id"].as_str().unwrap();
+    let r = app.send(
+        Request::new("POST", HOOKS)
+            .with_json(&hook("UserPromptSubmit", "s10", json!({"prompt": "plan"})))
+            .with_header("x-orchestrator-run-id", parent_id),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(session_run(&app, "s10")["parent_agent_id"], parent_id);
+    // Outside a runner Claude Code sends the header empty: a run of its own.
+    let r = app.send(
+        Request::new("POST", HOOKS)
+            .with_json(&hook("UserPromptSubmit", "s11", json!({"prompt": "plan"})))
+            .with_header("x-orchestrator-run-id", ""),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(session_run(&app, "s11")["parent_agent_id"], Json::Null);
+}
