@@ -30,10 +30,11 @@ export function tempDir() {
 }
 
 /** Start `orchestrator up` and wait until /health answers; with `websocketPort`, with
- * its WebSocket sidecar on that port. */
-export async function startServer({ port, database, env = {}, websocketPort }) {
+ * its WebSocket sidecar on that port; `args` are more of `up`'s arguments (e.g.
+ * `['--runner', '--allow', 'sh']`). */
+export async function startServer({ port, database, env = {}, websocketPort, args = [] }) {
   const feed = websocketPort ? ['--websocket-port', String(websocketPort)] : ['--no-sidecar'];
-  const child = spawn(binary, ['up', '--listen', `127.0.0.1:${port}`, ...feed], {
+  const child = spawn(binary, ['up', '--listen', `127.0.0.1:${port}`, ...feed, ...args], {
     cwd: repo,
     // A short grace: a test that restarts the API must not wait for open feed streams.
     env: { ...process.env, DATABASE_PATH: database, RUST_LOG: 'warn', SHUTDOWN_GRACE_SECS: '1', ...env },

@@ -7,12 +7,21 @@
 import { authHeaders, ensureToken } from './api.js';
 
 const listeners = new Set();
+/** Listeners of other event types (`approval_update`…), by type. */
+const typed = new Map();
 const stateListeners = new Set();
 let cursor = null;
 let state = 'connecting';
 let failures = 0;
 
+/** `agent_update` events (a run as it now is). */
 export function onEvent(fn) { listeners.add(fn); return () => listeners.delete(fn); }
+/** Events of another type, e.g. `approval_update` (an approval as it now is). */
+export function onFeed(type, fn) {
+  if (!typed.has(type)) typed.set(type, new Set());
+  typed.get(type).add(fn);
+  return () => typed.get(type).delete(fn);
+}
 export function onState(fn) { stateListeners.add(fn); fn(state); return () => stateListeners.delete(fn); }
 export function currentCursor() { return cursor; }
 
@@ -24,7 +33,8 @@ function setState(next) {
 
 function dispatch(event) {
   if (typeof event.cursor === 'number') cursor = event.cursor;
-  for (const fn of listeners) {
+  const type = event.type || 'agent_update';
+  for (const fn of type === 'agent_update' ? listeners : (typed.get(type) || [])) {
     try { fn(event); } catch (err) { console.warn('feed listener failed', err); }
   }
 }
@@ -68,8 +78,13 @@ async function connectOnce() {
     const { value, done } = await reader.read();
     if (done) return;
     buffer = parse(buffer + value, (type, data) => {
-      if (type !== 'agent_update') return;
-      try { dispatch(JSON.parse(data)); } catch (err) { console.warn('bad feed event', err); }
+      // Every event moves the cursor; listeners get the types they asked for (a type this
+      // page does not know is skipped).
+      try {
+        const event = JSON.parse(data);
+        if (!event.type) event.type = type;
+        dispatch(event);
+      } catch (err) { console.warn('bad feed event', err); }
     });
   }
 }

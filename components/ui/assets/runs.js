@@ -9,19 +9,22 @@
 
 import { api } from './api.js';
 import { onEvent } from './feed.js';
-import { el, statusBadge, money, tokens, when, runLabel, projectLabel, shortId, RUN_STATUSES, setHashParams } from './format.js';
+import { el, statusBadge, money, tokens, when, runLabel, projectLabel, shortId, RUN_STATUSES, FINAL, setHashParams } from './format.js';
+import { stopButton } from './actions.js';
 
 const PAGE = 200;
 const API_MAX_LIMIT = 1000;
 /** Deeper nesting than this is drawn at this depth (a tree that deep is a data error). */
 const MAX_DEPTH = 8;
 
-const COLUMNS = ['Run', 'Project', 'Session', 'Status', 'Cost', 'Tokens', 'Last activity'];
+const COLUMNS = ['Run', 'Project', 'Session', 'Status', 'Cost', 'Tokens', 'Last activity', 'Actions'];
 const COLUMN_CLASS = { Project: 'optional', Session: 'optional', Cost: 'num', Tokens: 'num', 'Last activity': 'optional' };
 
 /** The header row of a runs table (the runs list and a session's runs share it). */
 export function runsHeader() {
-  return el('thead', {}, el('tr', {}, COLUMNS.map((c) => el('th', { scope: 'col', class: COLUMN_CLASS[c], text: c }))));
+  return el('thead', {}, el('tr', {}, COLUMNS.map((c) => (c === 'Actions'
+    ? el('th', { scope: 'col' }, el('span', { class: 'visually-hidden', text: c }))
+    : el('th', { scope: 'col', class: COLUMN_CLASS[c], text: c })))));
 }
 
 /** The run's own cell: "↳" and an indent for a subagent under its parent, the title (or
@@ -40,7 +43,7 @@ function labelCell(run, place) {
   return td;
 }
 
-function rowCells(run, place) {
+function rowCells(run, place, onStopped) {
   return [
     labelCell(run, place),
     el('td', { class: 'optional', 'data-col': 'project' }, projectLabel(run.project)),
@@ -49,6 +52,8 @@ function rowCells(run, place) {
     el('td', { class: 'num', 'data-col': 'cost' }, money(run.cost_usd)),
     el('td', { class: 'num', 'data-col': 'tokens' }, tokens(run)),
     el('td', { class: 'optional', 'data-col': 'activity' }, when(run.last_activity_at || run.started_at)),
+    // Stop on an active run; the row redraws from the answer (or the feed) once cancelled.
+    el('td', { 'data-col': 'actions' }, FINAL.has(run.status) ? null : stopButton(run, onStopped)),
   ];
 }
 
@@ -154,7 +159,7 @@ export class RunRows {
     for (const { entry, place } of order) {
       const shown = JSON.stringify([runKey(entry.run), place]);
       if (entry.shown !== shown) {
-        entry.tr.replaceChildren(...rowCells(entry.run, place));
+        entry.tr.replaceChildren(...rowCells(entry.run, place, (stopped) => this.upsert(stopped, true)));
         if (place.depth) entry.tr.dataset.parentId = entry.run.parent_agent_id;
         else delete entry.tr.dataset.parentId;
         entry.tr.classList.toggle('subagent', place.depth > 0);
