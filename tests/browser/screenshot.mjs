@@ -2,7 +2,8 @@
 // `cargo build --release -p orchestrator-cli` and the components build: `npm run screenshot`).
 // ADW runs come through the REST API (most with a title and project set there); two Claude Code sessions come the way a real one
 // reports, by hooks and OTLP telemetry, so the picture shows titles, project folders, a
-// subagent under its session's run and costs from model calls.
+// subagent under its session's run and costs from model calls; the live session waits
+// for a person's approval, so the header shows "Needs you" with its count.
 
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -51,13 +52,22 @@ try {
   await hook(app.base, live, 'PreToolUse', { cwd: '/home/dev/shop', prompt_id: livePrompt, agent_id: 'a1', agent_type: 'Explore', tool_name: 'Grep', tool_use_id: 'toolu_02', tool_input: { pattern: 'session_ttl' } });
   await modelCall(app.base, { session: live, prompt: livePrompt, cost: '0.0094', input: 2600, output: 180, agentId: 'a1', model: 'claude-haiku-4-5' });
 
+  // The live session asks to run a command and waits for a person: the header counts it.
+  const asking = hook(app.base, live, 'PermissionRequest', { cwd: '/home/dev/shop', prompt_id: livePrompt, tool_name: 'Bash', tool_input: { command: 'npm test -- auth' }, permission_suggestions: [] })
+    .catch(() => {});
+  for (let i = 0; i < 100 && !(await call(app.base, 'GET', '/api/approvals?status=pending')).length; i++) await pause(50);
+
   const browser = await launch();
   const page = await browser.newPage({ viewport: { width: 1200, height: 560 } });
-  await page.goto(`${app.base}/`);
+  await page.goto(`${app.base}/#/runs`);
   await page.locator('#connection', { hasText: 'live' }).waitFor();
   await page.waitForTimeout(1500);
   await page.screenshot({ path: path.join(repo, 'docs/dashboard.png') });
   await browser.close();
+  for (const a of await call(app.base, 'GET', '/api/approvals?status=pending')) {
+    await call(app.base, 'POST', `/api/approvals/${a.id}/decision`, { behavior: 'deny' });
+  }
+  await asking;
 } finally {
   await app.stop();
   tmp.remove();
