@@ -29,13 +29,14 @@ export function freePort() {
   });
 }
 
-/** Start `orchestrator up` and wait until /health answers. */
-export async function startBackend({ database }) {
+/** Start `orchestrator up` and wait until /health answers. `env` adds to its environment
+ * (e.g. APPROVAL_WAIT_SECS). */
+export async function startBackend({ database, env = {} }) {
   assertBinary();
   const port = await freePort();
   const child = spawn(binary, ['up', '--listen', `127.0.0.1:${port}`, '--no-sidecar'], {
     cwd: repo,
-    env: { ...process.env, DATABASE_PATH: database, RUST_LOG: 'warn', SHUTDOWN_GRACE_SECS: '1' },
+    env: { ...process.env, DATABASE_PATH: database, RUST_LOG: 'warn', SHUTDOWN_GRACE_SECS: '1', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -77,12 +78,24 @@ export async function get(base, route) {
   return JSON.parse(text);
 }
 
-/** `orchestrator connect claude-code --url BASE --write FILE` with the given HOME. */
-export async function connect({ base, settingsFile, home, cwd }) {
+/** Send a JSON body (POST, PUT, PATCH) to the API; resolves `{ status, body }`. */
+export async function send(base, method, route, value) {
+  const res = await fetch(`${base}${route}`, {
+    method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value),
+  });
+  const text = await res.text();
+  let body = text;
+  try { body = JSON.parse(text); } catch { /* left as text */ }
+  return { status: res.status, body };
+}
+
+/** `orchestrator connect claude-code --url BASE --write FILE [--hold-secs N]` with the
+ * given HOME. */
+export async function connect({ base, settingsFile, home, cwd, holdSecs }) {
   assertBinary();
   const env = { PATH: process.env.PATH, HOME: home, LANG: process.env.LANG || 'C.UTF-8' };
-  const { stdout, stderr } = await promisify(execFile)(
-    binary, ['connect', 'claude-code', '--url', base, '--write', settingsFile], { cwd, env, timeout: 30_000 },
-  );
+  const args = ['connect', 'claude-code', '--url', base, '--write', settingsFile];
+  if (holdSecs !== undefined) args.push('--hold-secs', String(holdSecs));
+  const { stdout, stderr } = await promisify(execFile)(binary, args, { cwd, env, timeout: 30_000 });
   return { stdout, stderr };
 }

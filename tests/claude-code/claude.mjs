@@ -125,7 +125,9 @@ export function scenarios(project) {
     subagent: { prompt: 'SCENARIO:subagent Ask a subagent to echo a marker.', allowedTools: 'Agent Bash Read' },
     failure: { prompt: 'SCENARIO:failure This request is refused by the API.', allowedTools: 'Bash Read' },
     permission: {
-      // Write is not allowed: Claude Code asks through PermissionRequest.
+      // Write is not allowed: Claude Code asks through PermissionRequest. Only record.mjs
+      // runs it (its recorder answers every hook {}): against the backend the request is
+      // held as an approval until decided (steering.test.mjs decides them through the API).
       prompt: `SCENARIO:permission Write FILE:${path.join(project, 'denied.txt')}`,
       allowedTools: 'Bash Read',
     },

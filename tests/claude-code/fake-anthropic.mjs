@@ -11,7 +11,13 @@
 // kinds of sessions against one fake:
 //
 // - the conversation's first user text names a scenario: `SCENARIO:text`,
-//   `SCENARIO:tools`, `SCENARIO:subagent`, `SCENARIO:failure`, `SCENARIO:permission`;
+//   `SCENARIO:tools`, `SCENARIO:subagent`, `SCENARIO:failure`, `SCENARIO:permission`,
+//   and the steering ones (steering.test.mjs): `SCENARIO:command` (one Bash call of the
+//   command written `COMMAND[…]` in the prompt), `SCENARIO:loop` (a Bash call appending
+//   a line to FILE every turn, answered slowly), `SCENARIO:spend` (a Bash call every
+//   turn, each model call reporting a large usage so that it costs something),
+//   `SCENARIO:followup` (a text answer; a later request carrying Stop hook feedback is
+//   answered with a text that quotes it);
 // - a subagent's conversation starts with the prompt its parent gave the Agent tool,
 //   which holds `SUBTASK:` (so its requests are told apart from the parent's);
 // - the step within a conversation is the number of assistant turns it already has
@@ -22,7 +28,9 @@
 // Every answer is recorded in `requests` with its session (Claude Code's
 // `x-claude-code-session-id` header), the conversation kind (main, subagent, side), the
 // tool_use blocks it returned and the usage it reported, so a test can count what each
-// run should show.
+// run should show; and with what the request itself carried last: the tool_result blocks
+// of its last user message (`tool_results`: tool_use_id, is_error, text) and that
+// message's texts (`last_user_text`), so a test can check what the model was told.
 
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -50,10 +58,30 @@ function lastMessage(messages) {
   return (messages || [])[(messages || []).length - 1];
 }
 
+/** The last message whose role is `user`. Claude Code 2.1.x also puts `role: "system"`
+ * messages into `messages` (the environment after the first prompt, "Stop hook blocking
+ * error from command: …" after a Stop hook's block), so the last message is not always
+ * the user's. */
+function lastUserMessage(messages) {
+  return [...(messages || [])].reverse().find((m) => m && m.role === 'user');
+}
+
 function toolResultsOf(message) {
   if (!message || message.role !== 'user' || !Array.isArray(message.content)) return [];
   return message.content.filter((b) => b && b.type === 'tool_result');
 }
+
+/** The command a prompt writes as `COMMAND[<command>]`. */
+function commandNamed(prompt) {
+  return (prompt.match(/COMMAND\[(.*?)\]/s) || [])[1] || 'echo no command given';
+}
+
+/** How many turns the loop and spend scenarios go on for at most. */
+export const LOOP_TURNS = 40;
+
+/** How long the loop and spend scenarios take to answer each call after the first (ms):
+ * a session that nobody stops runs for LOOP_TURNS times that at least. */
+export const LOOP_DELAY_MS = { loop: 2_000, spend: 600 };
 
 /** The absolute path a prompt names with `FILE:<path>`. */
 function fileNamed(prompt) {
@@ -67,7 +95,11 @@ function systemText(system) {
 
 /** Usage of one model call: a realistic shape (a cached system prompt and tool list, a
  * few fresh tokens), different per step so that sums are meaningful. */
-function usageFor(kind, step) {
+function usageFor(kind, step, scenario) {
+  if (scenario === 'spend') {
+    // 60k fresh input tokens a call: about $0.18 at Sonnet's price, $0.30 at Opus 4.5's.
+    return { input_tokens: 60_000, output_tokens: 400, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 };
+  }
   if (kind === 'side') {
     return { input_tokens: 180, output_tokens: 9, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 };
   }
@@ -156,6 +188,34 @@ export function decide(body) {
         ] };
       }
       return { kind: 'main', scenario, step, blocks: [text(`The write was not allowed${resultNote}.`)] };
+    case 'command':
+      if (step === 0) {
+        return { kind: 'main', scenario, step, blocks: [
+          text('Running the command.'),
+          toolUse('Bash', { command: commandNamed(first), description: 'Run the requested command' }),
+        ] };
+      }
+      return { kind: 'main', scenario, step, blocks: [text(`The command is done${resultNote}.`)] };
+    case 'loop':
+    case 'spend': {
+      // Goes on calling Bash, turn after turn, until LOOP_TURNS (or until stopped).
+      const delayMs = step === 0 ? 0 : LOOP_DELAY_MS[scenario];
+      if (step < LOOP_TURNS) {
+        const command = scenario === 'loop' ? `echo turn ${step} >> ${fileNamed(first)}` : `echo spend ${step}`;
+        return { kind: 'main', scenario, step, delayMs, blocks: [
+          text(`Turn ${step}: one more command.`),
+          toolUse('Bash', { command, description: `Turn ${step}` }),
+        ] };
+      }
+      return { kind: 'main', scenario, step, delayMs, blocks: [text(`All ${LOOP_TURNS} turns done.`)] };
+    }
+    case 'followup': {
+      const said = textsOf(lastUserMessage(messages)?.content).join('\n');
+      if (/Stop hook feedback/.test(said)) {
+        return { kind: 'main', scenario, step, blocks: [text(`Following up on: ${said.replace(/\s+/g, ' ').slice(0, 200)}`)] };
+      }
+      return { kind: 'main', scenario, step, blocks: [text('The first part is done.')] };
+    }
     case 'failure':
       return { kind: 'main', scenario, step, error: { status: 400, type: 'invalid_request_error', message: FAILURE_MESSAGE } };
     default:
@@ -239,6 +299,12 @@ export async function startFakeAnthropic({ port = 0, log = false } = {}) {
         beta: req.headers['anthropic-beta'] || null,
         retry: req.headers['x-stainless-retry-count'] || null,
         body_keys: Object.keys(body),
+        tool_results: toolResultsOf(lastUserMessage(body.messages)).map((b) => ({
+          tool_use_id: b.tool_use_id,
+          is_error: Boolean(b.is_error),
+          text: typeof b.content === 'string' ? b.content : textsOf(b.content).join('\n'),
+        })),
+        last_user_text: textsOf(lastUserMessage(body.messages)?.content).join('\n'),
       };
       if (answer.error) {
         record.error = answer.error;
@@ -246,7 +312,8 @@ export async function startFakeAnthropic({ port = 0, log = false } = {}) {
         if (log) console.error(`[fake-anthropic] ${session} ${answer.kind}/${answer.scenario} step ${answer.step}: HTTP ${answer.error.status}`);
         return json(answer.error.status, { type: 'error', error: { type: answer.error.type, message: answer.error.message } });
       }
-      const usage = usageFor(answer.kind, answer.step);
+      if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
+      const usage = usageFor(answer.kind, answer.step, answer.scenario);
       record.usage = usage;
       record.tool_uses = answer.blocks.filter((b) => b.type === 'tool_use').map((b) => ({ id: b.id, name: b.name, input: b.input }));
       requests.push(record);
