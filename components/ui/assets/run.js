@@ -305,7 +305,7 @@ export function renderRun(main, id) {
 
 /** A dispatched run's part of the view: where its process is (queued, running on which
  * runner, exited with which code, lost), the command it runs, and its output (the run's
- * `milestone` logs that carry `details.output`), following live while it runs. Hidden for
+ * logs that carry `details.output`, whatever their type), following live while it runs. Hidden for
  * a run that was not dispatched. */
 function dispatchPart(id) {
   const state = el('dl', { class: 'totals dispatch-state', 'aria-label': 'Dispatch' });
@@ -361,7 +361,7 @@ function dispatchPart(id) {
       if (onlyLive && !live && finalRead) return;
       reading = true;
       try {
-        const logs = await api('GET', `/api/runtime/logs?agent_id=${id}&log_type=milestone&limit=1000`);
+        const logs = await api('GET', `/api/runtime/logs?agent_id=${id}&limit=1000`);
         for (const l of logs) {
           const out = l.details && typeof l.details === 'object' ? l.details.output : null;
           if (!out) continue;
