@@ -37,11 +37,12 @@ export function age(iso, now = Date.now()) {
 
 const PAST = { allowed: 'allowed', denied: 'denied', expired: 'expired (the agent stopped waiting)', cancelled: 'cancelled (its run ended)' };
 
-/** A list of pending approvals with their buttons. `runId` limits it to one run (the run
- * view's "Waiting for you"); the Run column is left out there. Returns the node and a
- * function that stops it. */
-export function approvalList({ runId = null, onCount = () => {} } = {}) {
-  const filter = runId ? (a) => a.run_id === runId : () => true;
+/** A list of pending approvals with their buttons. `runId` limits it to one run's tree
+ * (the run view's "Waiting for you"): its own approvals and those `within` accepts (the
+ * runs under it); its own say "this run" in the Run column. Returns the node, `update()`
+ * (to apply a changed `within`) and `dispose()`. */
+export function approvalList({ runId = null, within = () => false, onCount = () => {} } = {}) {
+  const filter = runId ? (a) => a.run_id === runId || within(a) : () => true;
   const tbody = el('tbody');
   const status = el('p', { class: 'decision-status', role: 'status', 'aria-live': 'polite' });
   const selectAll = el('input', { type: 'checkbox', 'aria-label': 'Select all' });
@@ -49,7 +50,7 @@ export function approvalList({ runId = null, onCount = () => {} } = {}) {
   const allowSelected = el('button', { type: 'button', text: 'Allow selected', disabled: true });
   const denySelected = el('button', { type: 'button', class: 'danger', text: 'Deny selected', disabled: true });
   const empty = el('p', { class: 'empty', text: runId ? 'Nothing of this run waits for you.' : 'Nothing waits for you. Tool calls that need a decision appear here the moment an agent asks.' });
-  const headers = ['', 'Tool', 'Input', ...(runId ? [] : ['Run']), 'Session', 'Waiting', 'Decision'];
+  const headers = ['', 'Tool', 'Input', 'Run', 'Session', 'Waiting', 'Decision'];
   const table = el('div', { class: 'table-wrap' }, el('table', { 'aria-label': 'Pending approvals', class: 'approvals' },
     el('thead', {}, el('tr', {}, headers.map((h, i) => el('th', { scope: 'col', class: h === 'Session' || h === 'Waiting' ? 'optional' : undefined }, i === 0 ? selectAll : h)))),
     tbody));
@@ -135,7 +136,8 @@ export function approvalList({ runId = null, onCount = () => {} } = {}) {
       el('td', { 'data-col': 'tool' }, el('strong', { text: a.tool_name || '?' }),
         a.rule ? el('span', { class: 'sub', text: ` asks by rule ${a.rule}` }) : null),
       el('td', { class: 'wrap', 'data-col': 'input' }, excerpt ? el('code', { class: 'excerpt', title: full, text: excerpt }) : el('span', { class: 'empty', text: '—' })),
-      runId ? null : el('td', { 'data-col': 'run' }, a.run_id ? runLink(a.run_id) : el('span', { class: 'empty', text: '—' })),
+      el('td', { 'data-col': 'run' }, runId && a.run_id === runId ? el('span', { class: 'sub', text: 'this run' })
+        : a.run_id ? runLink(a.run_id) : el('span', { class: 'empty', text: '—' })),
       el('td', { class: 'optional', 'data-col': 'session' }, a.session_id ? el('a', { href: `#/session/${encodeURIComponent(a.session_id)}` }, shortId(a.session_id)) : '—'),
       el('td', { class: 'optional num', 'data-col': 'age' }, el('time', { datetime: a.created_at, title: a.created_at, text: age(a.created_at) })),
       el('td', { class: 'decision' },
@@ -168,7 +170,7 @@ export function approvalList({ runId = null, onCount = () => {} } = {}) {
   const off = onApprovals(show);
   const timer = setInterval(tick, 1000);
   show();
-  return { node, dispose: () => { off(); clearInterval(timer); } };
+  return { node, update: show, dispose: () => { off(); clearInterval(timer); } };
 }
 
 export function renderNeeds(main) {

@@ -110,6 +110,8 @@ function sync(container, rows, attr) {
 }
 
 export function renderRun(main, id) {
+  /** run id → run, for the runs under this one (see showSubagents). */
+  const children = new Map();
   const summary = el('dl', { class: 'totals', 'aria-label': 'Run' });
   const prompts = el('tbody');
   const logs = el('tbody');
@@ -123,7 +125,8 @@ export function renderRun(main, id) {
   const actions = el('div', { class: 'run-actions' });
   // This run's tool calls that wait for a person, with the same buttons as Needs you.
   const waitingSection = el('section', { class: 'needs', 'aria-label': 'Waiting for you', hidden: true }, el('h2', { text: 'Waiting for you' }));
-  const waiting = approvalList({ runId: id, onCount: (n) => { waitingSection.hidden = n === 0; } });
+  // (`children` — the runs under this one — is filled below; `update()` re-applies it.)
+  const waiting = approvalList({ runId: id, within: (a) => children.has(a.run_id), onCount: (n) => { waitingSection.hidden = n === 0; } });
   waitingSection.append(waiting.node);
   const followup = followupForm(id);
   main.replaceChildren(
@@ -164,8 +167,11 @@ export function renderRun(main, id) {
     // "null" and no dangling separator behind.
     const parts = [];
     if (run.parent_agent_id) {
-      const label = parentLabels.get(run.parent_agent_id) || `run ${run.parent_agent_id.slice(0, 8)}`;
-      parts.push(el('span', {}, '↳ subagent of ', el('a', { href: `#/run/${run.parent_agent_id}`, 'data-parent-link': '', text: label })));
+      const parent = parentLabels.get(run.parent_agent_id);
+      const label = (parent && parent.label) || `run ${run.parent_agent_id.slice(0, 8)}`;
+      // Under a dispatched run, a session its process started; else a subagent.
+      const relation = parent && parent.dispatched ? '↳ started by ' : '↳ subagent of ';
+      parts.push(el('span', { 'data-parent': '' }, relation, el('a', { href: `#/run/${run.parent_agent_id}`, 'data-parent-link': '', text: label })));
     }
     if (run.title && run.agent_name) parts.push(el('span', { text: run.agent_type ? `${run.agent_name} (${run.agent_type})` : run.agent_name }));
     if (run.project) parts.push(el('span', {}, 'in ', projectLabel(run.project)));
@@ -192,9 +198,8 @@ export function renderRun(main, id) {
     if (run.parent_agent_id && !parentLabels.has(run.parent_agent_id)) {
       parentLabels.set(run.parent_agent_id, null);
       api('GET', `/api/runtime/agents/${run.parent_agent_id}`).then((parent) => {
-        parentLabels.set(parent.id, runLabel(parent));
-        const link = about.querySelector('[data-parent-link]');
-        if (link) link.textContent = runLabel(parent);
+        parentLabels.set(parent.id, { label: runLabel(parent), dispatched: Boolean(parent.dispatch) });
+        if (lastRun) showRun(lastRun);
       }).catch(() => {});
     }
   };
@@ -202,7 +207,6 @@ export function renderRun(main, id) {
   // Runs under this one, keyed by id (its subagents; for a dispatched run, the Claude Code
   // sessions its process started and their subagents): drawn as a tree, depth first,
   // oldest first at each level. The feed's updates of one are applied to its item alone.
-  const children = new Map();
   const showSubagents = () => {
     const byParent = new Map();
     for (const r of children.values()) {
@@ -222,6 +226,7 @@ export function renderRun(main, id) {
     };
     visit(id, 1);
     sync(subagents, ordered, 'data-run-id');
+    waiting.update();
     const dispatched = Boolean(lastRun && lastRun.dispatch);
     treeHeading.textContent = dispatched ? 'Runs it started' : 'Subagents';
     subagents.setAttribute('aria-label', dispatched ? 'Runs it started' : 'Subagents');
