@@ -44,8 +44,9 @@ CREATE INDEX approvals_by_session ON approvals (session_id, created_at, id);
 CREATE INDEX approvals_pending ON approvals (status, created_at, id) WHERE status = 'pending';
 
 -- The feed gains approval_update events: milestone rows whose details carry the approval
--- (as cost_update rows carry the run). Milestones are rare next to tool calls, so one
--- partial index over the three types keeps the feed's scan short.
+-- (as cost_update rows carry the run). The partial index holds exactly the feed's rows, so
+-- other milestones (a runner's output, notifications) are never scanned by a feed read.
 CREATE INDEX agent_logs_events ON agent_logs (id)
-    WHERE log_type IN ('state_change', 'cost_update', 'milestone');
+    WHERE log_type IN ('state_change', 'cost_update')
+       OR (log_type = 'milestone' AND json_type(details, '$.approval') = 'object');
 DROP INDEX agent_logs_feed;

@@ -421,6 +421,7 @@ mod tests {
             write: Some(project.clone()),
             user_settings: Some(user.clone()),
             no_telemetry: false,
+            hold_secs: DEFAULT_HOLD_SECS,
             otel: false,
         };
         run(&args).unwrap();

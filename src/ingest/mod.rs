@@ -17,9 +17,10 @@ use crate::http::{Config, JsonObject, Query, Request, Response};
 
 /// `POST /api/ingest/claude-code`: apply one hook event; answers what the agent is to do
 /// (`{}` for nothing; see [`crate::steering`]), after holding the request while a person
-/// decides, when the event waits for one.
+/// decides, when the event waits for one. `open` migrates; `reconnect` only connects.
 pub fn claude_code<D: Database>(
     open: &dyn Fn() -> Result<D, ApiError>,
+    reconnect: &dyn Fn() -> Result<D, ApiError>,
     config: &Config,
     req: &Request,
     query: &Query,
@@ -37,7 +38,8 @@ pub fn claude_code<D: Database>(
         let db = open()?;
         write_transaction(&db, |db| hooks::apply(db, &target, body.fields(), wait))?
     };
-    let answer = crate::steering::hold::wait(open, reply)?;
+    // A held request checks on a plain connection: the schema was brought up to date above.
+    let answer = crate::steering::hold::wait(reconnect, reply)?;
     Ok(Response::json(200, &answer))
 }
 
@@ -143,6 +145,6 @@ pub(crate) fn describe(doc: &mut serde_json::Value) {
                 "tool_input": {}, "tool_response": {}, "error": { "type": "string" },
                 "message": { "type": "string" } } } } } },
         "responses": {
-            "200": { "description": "Applied (or already applied): {}", "content": { "application/json": { "schema": { "type": "object", "maxProperties": 0 } } } },
+            "200": { "description": "Applied (or already applied). The answer is {} unless the agent is to be steered: {continue: false, stopReason} for a cancelled run or a budget reached (plus a deny at PreToolUse, a deny with interrupt at PermissionRequest); hookSpecificOutput with permissionDecision (PreToolUse) or decision.behavior (PermissionRequest) for a deny rule or a person's decision on an approval, the request held until then (up to APPROVAL_WAIT_SECS; undecided: {}); {decision: block, reason} at Stop for a follow-up (a Stop held up to the policy's hold_on_stop_secs for one)", "content": { "application/json": { "schema": { "type": "object" } } } },
             "400": error(400), "401": error(401), "405": error(405), "413": error(413), "415": error(415), "422": error(422), "503": error(503) } } });
 }

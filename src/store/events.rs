@@ -39,13 +39,18 @@ const FEED: &str = "SELECT id, agent_id, log_type, \
           WHEN json_type(details, '$.run') = 'object' \
           AND json_extract(details, '$.run.id') = agent_id \
      THEN json_extract(details, '$.run') END \
-     FROM agent_logs WHERE log_type IN ('state_change', 'cost_update', 'milestone') \
+     FROM agent_logs WHERE (log_type IN ('state_change', 'cost_update') \
+          OR (log_type = 'milestone' AND json_type(details, '$.approval') = 'object')) \
      AND id > ?1 \
      AND (log_type = 'state_change' OR (json_valid(details) AND ( \
           (log_type = 'cost_update' AND json_extract(details, '$.run.id') = agent_id) \
           OR (log_type = 'milestone' AND json_type(details, '$.approval') = 'object' \
               AND json_extract(details, '$.approval.run_id') = agent_id)))) \
      ORDER BY id LIMIT ?2";
+
+/// The feed's query, for the test that it reads only the feed's partial index.
+#[cfg(test)]
+pub(crate) const FEED_SQL: &str = FEED;
 
 /// Events with a cursor greater than `after`, oldest first, at most `limit` rows read.
 /// A row whose details are not a run is delivered with the run as it is now, or skipped
@@ -116,7 +121,9 @@ pub fn head<D: Database>(db: &D) -> Result<i64, DbError> {
     let mut rows = db.execute(
         "SELECT MAX(\
            COALESCE((SELECT MAX(id) FROM agent_logs \
-                     WHERE log_type IN ('state_change', 'cost_update', 'milestone')), 0), \
+                     WHERE log_type IN ('state_change', 'cost_update') \
+                        OR (log_type = 'milestone' \
+                            AND json_type(details, '$.approval') = 'object')), 0), \
            COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'agent_logs'), 0))",
         &[],
     )?;

@@ -448,7 +448,8 @@ fn a_permission_request_session_lands_whole() {
 /// An app for replaying recordings: nobody is at the dashboard to decide an approval
 /// (as when they were recorded), so a PermissionRequest is answered at once, undecided.
 fn replay_app() -> App {
-    let mut config = crate::http::Config::default();
-    config.approval_wait = std::time::Duration::ZERO;
-    App::with_config(config)
+    App::with_config(crate::http::Config {
+        approval_wait: std::time::Duration::ZERO,
+        ..Default::default()
+    })
 }

@@ -176,9 +176,10 @@ fn a_budget_reached_cancels_the_run_and_stops_the_next_hook() {
 
 #[test]
 fn an_approval_nobody_decides_expires_and_the_hook_gets_no_decision() {
-    let mut config = Config::default();
-    config.approval_wait = Duration::ZERO;
-    let app = App::with_config(config);
+    let app = App::with_config(Config {
+        approval_wait: Duration::ZERO,
+        ..Default::default()
+    });
     let r = app.post(HOOKS, hook("PermissionRequest", "s4", bash("git push")));
     assert_eq!(r.status, 200);
     assert_eq!(r.json_body(), json!({}));
@@ -208,11 +209,12 @@ impl Shared {
         let connector = FileConnector {
             path: dir.path().join("steer.db"),
         };
-        let mut config = Config::default();
-        config.approval_wait = approval_wait;
         Shared {
             connector,
-            config,
+            config: Config {
+                approval_wait,
+                ..Default::default()
+            },
             _dir: std::sync::Arc::new(dir),
         }
     }
@@ -455,4 +457,39 @@ fn a_session_started_for_a_dispatched_run_becomes_its_child() {
     );
     assert_eq!(r.status, 200);
     assert_eq!(session_run(&app, "s11")["parent_agent_id"], Json::Null);
+}
+
+#[test]
+fn the_feed_reads_only_its_own_rows_through_its_partial_index() {
+    use crate::db::Database;
+    let app = App::new();
+    let mut plan = app
+        .connector
+        .db()
+        .execute(
+            &format!("EXPLAIN QUERY PLAN {}", crate::store::events::FEED_SQL),
+            &[0.into(), 100.into()],
+        )
+        .unwrap();
+    let steps: Vec<String> = plan.iter().map(|mut row| row.text(3).unwrap()).collect();
+    assert!(
+        steps.iter().any(|s| s.contains("agent_logs_events")),
+        "the feed scans the partial index, not the table: {steps:?}"
+    );
+    // A run's other milestones (a runner's output, notifications) are not events.
+    let run = app.run();
+    let id = run["id"].as_str().unwrap();
+    let cursor = app.get("/api/events?after=0&limit=1000").json_body()["cursor"].clone();
+    for i in 0..3 {
+        let r = app.post(
+            "/api/runtime/logs",
+            json!({"source": "agent", "agent_id": id, "log_type": "milestone",
+                   "message": format!("line {i}"), "details": {"output": "x"}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.json_body());
+    }
+    let feed = app
+        .get(&format!("/api/events?after={cursor}&limit=1000"))
+        .json_body();
+    assert_eq!(feed["events"], json!([]));
 }
