@@ -47,6 +47,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_ingest_fidelity",
         sql: include_str!("../migrations/0005_ingest_fidelity.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_steering",
+        sql: include_str!("../migrations/0006_steering.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_dispatch",
+        sql: include_str!("../migrations/0007_dispatch.sql"),
+    },
 ];
 
 /// The schema version this build expects.
@@ -158,6 +168,8 @@ mod tests {
             [
                 "agent_logs",
                 "agents",
+                "approvals",
+                "dispatches",
                 "ingest_keys",
                 "orchestrator_agents",
                 "prompts",

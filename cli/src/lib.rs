@@ -8,6 +8,7 @@
 //! - `new`: scaffold a ready-to-run project.
 //! - `prune`: apply retention now.
 //! - `connect`: point a coding agent (Claude Code) at this backend.
+//! - `runner`: claim dispatched runs and run their commands (`--allow`ed programs only).
 
 pub mod build;
 pub mod connect;
@@ -15,6 +16,7 @@ pub mod database;
 pub mod migrate;
 pub mod new;
 pub mod prune;
+pub mod runner;
 pub mod settings;
 pub mod shutdown;
 pub mod up;
@@ -31,6 +33,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of `up`'s arguments costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the API (the Spin components, on wasmtime) and the WebSocket sidecar.
@@ -47,6 +51,8 @@ pub enum Command {
     New(new::NewArgs),
     /// Print (or merge into .claude/settings.json) the Claude Code hooks for this backend.
     Connect(connect::ConnectArgs),
+    /// Claim dispatched runs from an API and run their commands (only --allow'ed programs).
+    Runner(runner::RunnerArgs),
 }
 
 /// Parse the command line (after reading `.env`) and run; errors print as one line.
@@ -62,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::New(args) => new::run(&args),
         Command::Prune(args) => prune::run(&args),
         Command::Connect(args) => connect::run(&args),
+        Command::Runner(args) => runtime().and_then(|rt| rt.block_on(runner::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

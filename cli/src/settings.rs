@@ -31,6 +31,7 @@ pub const VARIABLE_NAMES: &[(&str, &str)] = &[
     ("MAX_BODY_BYTES", "max_body_bytes"),
     ("RETENTION_DAYS", "retention_days"),
     ("APPROVAL_WAIT_SECS", "approval_wait_secs"),
+    ("RUNNER_LEASE_SECS", "runner_lease_secs"),
 ];
 
 /// Spin variable overrides from an environment: `SPIN_VARIABLE_X` sets `x` (as Spin does),

@@ -94,6 +94,12 @@ pub struct UpArgs {
     /// Don't start the WebSocket sidecar.
     #[arg(long)]
     pub no_sidecar: bool,
+    /// Also start a runner beside the host that runs dispatched runs of the --allow'ed
+    /// programs (see `orchestrator runner`). Without it nothing is ever executed.
+    #[arg(long, requires = "allow")]
+    pub runner: bool,
+    #[command(flatten)]
+    pub allow: crate::runner::AllowArgs,
     #[command(flatten)]
     pub feed: FeedArgs,
 }
@@ -313,9 +319,28 @@ pub async fn run(args: UpArgs) -> Result<()> {
         println!("WebSocket: ws://{}/ws/agent-status", sidecar.local_addr());
         Some(tokio::spawn(sidecar.serve(shutdown.clone().wait())))
     };
+    let runner = if args.runner && orchestrator {
+        let allow = args.allow.allow.clone();
+        let mut config = crate::runner::RunnerConfig::new(format!("http://{addr}"), allow);
+        config.token = args.feed.api_token.clone().filter(|t| !t.is_empty());
+        println!(
+            "Runner: {} (allowed: {})",
+            config.name,
+            config.allow.join(", ")
+        );
+        Some(tokio::spawn(crate::runner::serve(
+            config,
+            shutdown.clone().wait(),
+        )))
+    } else {
+        None
+    };
     host.serve(shutdown.wait()).await?;
     if let Some(sidecar) = sidecar {
         sidecar.await??;
+    }
+    if let Some(runner) = runner {
+        runner.await??;
     }
     Ok(())
 }

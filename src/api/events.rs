@@ -51,9 +51,13 @@ pub fn wait_for_events<C: Connector>(connector: &C, params: FeedParams) -> Resul
     let mut cursor = params.after;
     loop {
         let feed = {
-            // The first check migrates a fresh database; later ones only connect.
+            // The first check migrates a fresh database, and notices runners' leases that
+            // passed (their runs fail, "runner lost": events of this feed); later checks
+            // only connect.
             let db = if first {
-                crate::migrations::open(connector)?
+                let db = crate::migrations::open(connector)?;
+                crate::store::dispatches::expire_leases(&db)?;
+                db
             } else {
                 connector.connect()?
             };
@@ -77,6 +81,7 @@ pub(crate) fn poll<C: Connector>(connector: &C, input: &Input) -> Result<Respons
 
 pub fn snapshot<C: Connector>(connector: &C) -> Result<Response, ApiError> {
     let db = crate::migrations::open(connector)?;
+    crate::store::dispatches::expire_leases(&db)?;
     Ok(Response::json(200, &store::snapshot(&db)?))
 }
 

@@ -10,6 +10,7 @@ mod logs;
 mod meta;
 pub mod openapi;
 mod prompts;
+mod runner;
 mod runs;
 mod sessions;
 
@@ -153,6 +154,7 @@ fn route<C: Connector + Clone>(
         Route::Health => meta::health(connector),
         Route::OpenApi => Ok(meta::openapi()),
         Route::Events => events::poll(connector, &input),
+        Route::RunnerClaim => runner::claim(connector, config, &input),
         Route::EventsSnapshot => events::snapshot(connector),
         Route::AdminPrune => admin::prune(connector, config, &input),
         Route::OtlpLogs | Route::OtlpTraces | Route::OtlpMetrics => {
@@ -196,6 +198,9 @@ fn route<C: Connector + Clone>(
                 (Route::Stats, "GET") => runs::stats(open),
                 (Route::Sessions, "GET") => sessions::list(open, &input),
                 (Route::Session(id), "GET") => sessions::get(open, id),
+                (Route::RunnerHeartbeat(id), "POST") => runner::heartbeat(open, config, id, &input),
+                (Route::RunnerOutput(id), "POST") => runner::output(open, config, id, &input),
+                (Route::RunnerExit(id), "POST") => runner::exit(open, id, &input),
                 _ => Err(ApiError::internal("route table and dispatch disagree")),
             }
         }

@@ -1,10 +1,13 @@
 //! `/api/runtime/agents` and `/api/runtime/stats`.
 
-use super::{created, delete_by_id, found, get_by_id, list_page, path_id, Input, Open};
-use crate::db::Database;
-use crate::domain::{time::parse_rfc3339, RunStatus};
+use serde_json::Value as Json;
+
+use super::{created, delete_by_id, found, path_id, Input, Open};
+use crate::db::{write_transaction, Database};
+use crate::domain::{time::parse_rfc3339, Id, Page, RunStatus};
 use crate::error::ApiError;
 use crate::http::{Field, Response};
+use crate::store::dispatches;
 use crate::store::runs::{self as store, NewRun, RunChanges, RunFilter};
 use crate::store::stats;
 
@@ -26,7 +29,11 @@ pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, 
             })?),
         },
     };
-    list_page(open, q, |db, page| store::list(db, &filter, page))
+    let page = Page::parse(q.get("limit"), q.get("offset"))?;
+    let db = open()?;
+    // Leases that passed are noticed by readers too (a Spin component has no timer).
+    dispatches::expire_leases(&db)?;
+    Ok(Response::json(200, &store::list(&db, &filter, page)?))
 }
 
 pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
@@ -39,14 +46,22 @@ pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response
         "config",
         "title",
         "project",
+        "dispatch",
     ])?;
+    let dispatch = super::runner::field(body, "dispatch", dispatch_input)?;
     let new = NewRun {
         orchestrator_agent_id: body
             .id("orchestrator_agent_id")?
             .required("orchestrator_agent_id")?,
-        session_id: body
-            .non_empty_string("session_id", store::MAX_SESSION_ID)?
-            .required("session_id")?,
+        // A dispatched run may leave its session to the server: a fresh one.
+        session_id: match (
+            body.non_empty_string("session_id", store::MAX_SESSION_ID)?,
+            &dispatch,
+        ) {
+            (Field::Value(session), _) => session,
+            (session, Some(_)) if session.is_absent() => Id::new_v4().into_string(),
+            (session, _) => session.required("session_id")?,
+        },
         parent_agent_id: body.id("parent_agent_id")?.optional(),
         // `null` or absent stores an empty object, as `capabilities: null` stores `[]`.
         context: body
@@ -60,12 +75,64 @@ pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response
         title: body.string("title", store::MAX_TITLE)?.optional(),
         project: body.string("project", store::MAX_PROJECT)?.optional(),
     };
-    let run = store::create(&open()?, new)?;
+    let db = open()?;
+    let run = match dispatch {
+        None => store::create(&db, new)?,
+        Some(input) => write_transaction(&db, |db| {
+            let command = dispatches::command_of(db, &new.orchestrator_agent_id);
+            store::insert_with(db, new.clone(), |db, run| {
+                dispatches::queue(db, run, &command?, &input)?;
+                Ok(true)
+            })
+        })?,
+    };
     Ok(created(format!("/api/runtime/agents/{}", run.id), &run))
 }
 
+/// `dispatch: {"input"}`: the input as a string (absent or null: empty).
+fn dispatch_input(value: &Json) -> Result<String, ApiError> {
+    let Json::Object(fields) = value else {
+        return Err(ApiError::validation(
+            "dispatch",
+            "dispatch must be an object {\"input\": \"…\"}",
+        ));
+    };
+    if let Some(unknown) = fields.keys().find(|k| k.as_str() != "input") {
+        return Err(ApiError::validation(
+            &format!("dispatch.{unknown}"),
+            format!("dispatch.{unknown} is not an accepted field; accepted: input"),
+        ));
+    }
+    match fields.get("input") {
+        None | Some(Json::Null) => Ok(String::new()),
+        Some(Json::String(s)) if s.chars().count() <= dispatches::MAX_INPUT => Ok(s.clone()),
+        Some(Json::String(_)) => Err(ApiError::validation(
+            "dispatch.input",
+            format!(
+                "dispatch.input must be at most {} characters",
+                dispatches::MAX_INPUT
+            ),
+        )),
+        Some(_) => Err(ApiError::validation(
+            "dispatch.input",
+            "dispatch.input must be a string",
+        )),
+    }
+}
+
+/// A run, with its tree's roll-up (`tree`: the run and every run under it).
 pub fn get<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
-    get_by_id(open, raw_id, "runtime agent", store::get)
+    let id = path_id(raw_id, "runtime agent")?;
+    let db = open()?;
+    dispatches::expire_leases(&db)?;
+    let run = match store::get(&db, &id)? {
+        Some(mut run) => {
+            run.tree = store::tree(&db, &id)?;
+            Some(run)
+        }
+        None => None,
+    };
+    found(run, "runtime agent", raw_id)
 }
 
 pub fn update<D: Database>(

@@ -18,6 +18,9 @@ pub struct Config {
     /// Days a final run (and a system log) is kept after its last activity; 0 keeps
     /// everything (`POST /api/admin/prune` applies it).
     pub retention_days: u32,
+    /// How long a runner's claim lasts without a heartbeat (`runner_lease_secs`); a run
+    /// whose lease passes is failed, "runner lost".
+    pub runner_lease: Duration,
 }
 
 impl Default for Config {
@@ -29,6 +32,7 @@ impl Default for Config {
             sse_max_duration: Self::DEFAULT_SSE_MAX_DURATION,
             sse_keepalive: Self::DEFAULT_SSE_KEEPALIVE,
             retention_days: crate::store::retention::DEFAULT_DAYS,
+            runner_lease: crate::store::dispatches::DEFAULT_LEASE,
         }
     }
 }
@@ -47,8 +51,8 @@ impl Config {
     }
 
     /// Build the configuration from the Spin variables `api_token`, `cors_origins`,
-    /// `web_ui_port`, `max_body_bytes`, `sse_max_seconds`, `sse_keepalive_seconds` and
-    /// `retention_days`
+    /// `web_ui_port`, `max_body_bytes`, `sse_max_seconds`, `sse_keepalive_seconds`,
+    /// `retention_days` and `runner_lease_secs`
     /// (`get` returns `None` or `""` for unset).
     /// A malformed value is an operator error, reported with the variable's name.
     pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
@@ -95,6 +99,7 @@ impl Config {
             sse_keepalive: seconds("sse_keepalive_seconds", Self::DEFAULT_SSE_KEEPALIVE)?,
             retention_days: crate::store::retention::parse_days(get("retention_days").as_deref())
                 .map_err(|e| format!("variable {e}"))?,
+            runner_lease: seconds("runner_lease_secs", crate::store::dispatches::DEFAULT_LEASE)?,
         })
     }
 }

@@ -6,7 +6,7 @@
 pub enum Group {
     /// `/api/agents`, `/api/agents/...`
     Agents,
-    /// `/api/runtime/...`
+    /// `/api/runtime/...` and the runners' `/api/runner/...`
     Runtime,
     /// `/api/events`, `/api/events/...`
     Events,
@@ -40,6 +40,13 @@ pub enum Route {
     AdminPrune,
     /// `POST /api/ingest/claude-code`: one Claude Code hook event.
     IngestClaudeCode,
+    /// `POST /api/runner/claim`: a runner takes a queued run (long-poll).
+    RunnerClaim,
+    /// `POST /api/runner/runs/{id}/heartbeat`, `…/output`, `…/exit`: a claimed run's
+    /// runner reports.
+    RunnerHeartbeat(String),
+    RunnerOutput(String),
+    RunnerExit(String),
     /// `POST /v1/logs`, `/v1/traces`, `/v1/metrics`: OTLP/HTTP (protobuf or JSON).
     OtlpLogs,
     OtlpTraces,
@@ -73,6 +80,16 @@ impl Route {
             ["api", "events", "stream"] => Route::EventsStream,
             ["api", "admin", "prune"] => Route::AdminPrune,
             ["api", "ingest", "claude-code"] => Route::IngestClaudeCode,
+            ["api", "runner", "claim"] => Route::RunnerClaim,
+            ["api", "runner", "runs", id, "heartbeat"] if !id.is_empty() => {
+                Route::RunnerHeartbeat((*id).to_owned())
+            }
+            ["api", "runner", "runs", id, "output"] if !id.is_empty() => {
+                Route::RunnerOutput((*id).to_owned())
+            }
+            ["api", "runner", "runs", id, "exit"] if !id.is_empty() => {
+                Route::RunnerExit((*id).to_owned())
+            }
             ["v1", "logs"] => Route::OtlpLogs,
             ["v1", "traces"] => Route::OtlpTraces,
             ["v1", "metrics"] => Route::OtlpMetrics,
@@ -93,7 +110,11 @@ impl Route {
             | Route::Logs
             | Route::Stats
             | Route::Sessions
-            | Route::Session(_) => Group::Runtime,
+            | Route::Session(_)
+            | Route::RunnerClaim
+            | Route::RunnerHeartbeat(_)
+            | Route::RunnerOutput(_)
+            | Route::RunnerExit(_) => Group::Runtime,
             Route::Events | Route::EventsSnapshot | Route::EventsStream => Group::Events,
             Route::Health | Route::OpenApi | Route::AdminPrune => Group::Meta,
             Route::IngestClaudeCode | Route::OtlpLogs | Route::OtlpTraces | Route::OtlpMetrics => {
@@ -110,6 +131,10 @@ impl Route {
             Route::Run(_) => &["GET", "PATCH", "DELETE"],
             Route::Prompt(_) => &["GET", "PATCH"],
             Route::AdminPrune
+            | Route::RunnerClaim
+            | Route::RunnerHeartbeat(_)
+            | Route::RunnerOutput(_)
+            | Route::RunnerExit(_)
             | Route::IngestClaudeCode
             | Route::OtlpLogs
             | Route::OtlpTraces
@@ -149,6 +174,14 @@ mod tests {
         );
         assert_eq!(
             Route::resolve("/api/runtime/sessions").unwrap().group(),
+            Group::Runtime
+        );
+        assert_eq!(
+            Route::resolve("/api/runner/runs/abc/heartbeat"),
+            Some(Route::RunnerHeartbeat("abc".into()))
+        );
+        assert_eq!(
+            Route::resolve("/api/runner/claim").unwrap().group(),
             Group::Runtime
         );
     }

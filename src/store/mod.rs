@@ -2,6 +2,7 @@
 //! validated domain values; they never see HTTP.
 
 pub mod definitions;
+pub mod dispatches;
 pub mod events;
 pub mod ingest_keys;
 pub mod logs;

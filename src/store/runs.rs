@@ -41,20 +41,59 @@ pub struct Run {
     pub error_message: Option<String>,
     /// The newest of the run's own change, its prompts' and its logs' times.
     pub last_activity_at: String,
+    /// `{state, runner, exit_code, input, argv, queued_at, started_at, ended_at}` for a run
+    /// queued for a runner (`store::dispatches`), `null` for any other.
+    pub dispatch: Box<RawValue>,
+    /// The run and its descendants' roll-up ([`tree`]): only in a single run's GET.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<Tree>,
 }
 
-/// The run's own columns, as `RETURNING` gives them (unqualified).
-const COLUMNS: &str = "id, orchestrator_agent_id, session_id, parent_agent_id, status, \
+/// A run's tree: the run and every run under it (`parent_agent_id`, any depth), summed.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Tree {
+    pub runs: i64,
+    pub cost_usd: f64,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+}
+
+/// A run's dispatch as one JSON column: a PRIMARY KEY lookup per run, `NULL` when it has
+/// none. `{run}` is the run's id column (`a.id` in reads, `agents.id` in `RETURNING`).
+macro_rules! dispatch_column {
+    ($run:literal) => {
+        concat!(
+            "(SELECT json_object('state', x.state, 'runner', x.runner, 'exit_code', \
+             x.exit_code, 'input', x.input, 'argv', json(x.argv), 'queued_at', x.queued_at, \
+             'started_at', x.started_at, 'ended_at', x.ended_at) FROM dispatches x \
+             WHERE x.run_id = ",
+            $run,
+            ")"
+        )
+    };
+}
+
+/// The run's own columns, as `RETURNING` gives them (unqualified), and its dispatch.
+const COLUMNS: &str = concat!(
+    "id, orchestrator_agent_id, session_id, parent_agent_id, status, \
      context, config, started_at, completed_at, cost_usd, tokens_input, tokens_output, \
-     error_message, COALESCE(last_activity_at, started_at), title, project";
+     error_message, COALESCE(last_activity_at, started_at), title, project, ",
+    dispatch_column!("agents.id")
+);
 
 /// A run with its definition's name and type: `{SELECT} WHERE …` over `agents a`.
-const SELECT: &str = "SELECT a.id, a.orchestrator_agent_id, a.session_id, a.parent_agent_id, \
+const SELECT: &str = concat!(
+    "SELECT a.id, a.orchestrator_agent_id, a.session_id, a.parent_agent_id, \
      a.status, a.context, a.config, a.started_at, a.completed_at, a.cost_usd, a.tokens_input, \
      a.tokens_output, a.error_message, COALESCE(a.last_activity_at, a.started_at), a.title, \
-     a.project, d.name, d.agent_type FROM agents a LEFT JOIN orchestrator_agents d ON d.id = a.orchestrator_agent_id";
+     a.project, ",
+    dispatch_column!("a.id"),
+    ", d.name, d.agent_type FROM agents a \
+     LEFT JOIN orchestrator_agents d ON d.id = a.orchestrator_agent_id"
+);
 
-/// A run row: [`COLUMNS`] (title and project last), then the definition's name and type.
+/// A run row: [`COLUMNS`] (title, project and dispatch last), then the definition's name
+/// and type.
 pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
     Ok(Run {
         id: row.text(0)?,
@@ -73,8 +112,10 @@ pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
         last_activity_at: row.time(13)?,
         title: row.opt_text(14)?,
         project: row.opt_text(15)?,
-        agent_name: row.opt_text(16)?,
-        agent_type: row.opt_text(17)?,
+        dispatch: row.opt_json(16)?,
+        agent_name: row.opt_text(17)?,
+        agent_type: row.opt_text(18)?,
+        tree: None,
     })
 }
 
@@ -228,6 +269,17 @@ pub fn create<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
 /// [`create`] inside the caller's write transaction (ingest applies a whole delivery in
 /// one), so the run's INSERT and first `state_change` row are written in one place.
 pub fn insert<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
+    insert_with(db, new, |_, _| Ok(false))
+}
+
+/// [`insert`], with `attach` run between the run's INSERT and its first `state_change`
+/// row (a dispatch queues the run there); when it says it wrote something, the run is
+/// read again, so the first event carries it.
+pub fn insert_with<D: Database>(
+    db: &D,
+    new: NewRun,
+    attach: impl FnOnce(&D, &Run) -> Result<bool, ApiError>,
+) -> Result<Run, ApiError> {
     let mut definition = db.execute(
         "SELECT name, agent_type FROM orchestrator_agents WHERE id = ?1",
         &[(&new.orchestrator_agent_id).into()],
@@ -272,7 +324,11 @@ pub fn insert<D: Database>(db: &D, new: NewRun) -> Result<Run, ApiError> {
          VALUES (?1, ?2, ?3, ?4, 'initializing', ?5, ?6, ?7, ?7, 0, 0, 0, ?8, ?9) \
          RETURNING {returning}"
     );
-    let run = super::returned(db.execute(&sql, &params)?, from_row)?;
+    let mut run = super::returned(db.execute(&sql, &params)?, from_row)?;
+    if attach(db, &run)? {
+        let id = Id::parse(&run.id).ok_or_else(|| ApiError::internal("stored run id"))?;
+        run = get(db, &id)?.ok_or_else(|| ApiError::internal("a run just inserted is gone"))?;
+    }
     record_state_change(db, None, &run, &now)?;
     Ok(run)
 }
@@ -346,8 +402,16 @@ fn apply<D: Database>(
         current.agent_type.as_deref(),
     );
     let run = super::returned(update.execute(db, "agents", &returning)?, from_row)?;
-    if moving_to.is_some() {
+    if let Some(next) = moving_to {
         record_state_change(db, Some(from), &run, &now)?;
+        if next.is_final() {
+            // Nobody needs to decide for a run that has ended.
+            let why = match next {
+                RunStatus::Cancelled => "the run was stopped",
+                _ => "the run ended",
+            };
+            super::approvals::cancel_pending(db, &run.id, why)?;
+        }
     }
     Ok(run)
 }
@@ -374,6 +438,34 @@ pub fn delete<D: Database>(db: &D, id: &Id) -> Result<bool, DbError> {
         &[id.into()],
     )?;
     Ok(!rows.is_empty())
+}
+
+/// The roll-up of `id`'s tree: the run and every run under it by `parent_agent_id`, any
+/// depth (`agents_by_parent`). `UNION` (not `UNION ALL`) keeps a cycle a direct writer
+/// made from looping. `None` for an unknown run.
+pub fn tree<D: Database>(db: &D, id: &Id) -> Result<Option<Tree>, DbError> {
+    let mut rows = db.execute(
+        "WITH RECURSIVE tree (id) AS (\
+             SELECT id FROM agents WHERE id = ?1 \
+             UNION SELECT c.id FROM agents c JOIN tree t ON c.parent_agent_id = t.id) \
+         SELECT count(*), COALESCE(sum(a.cost_usd), 0.0), COALESCE(sum(a.tokens_input), 0), \
+                COALESCE(sum(a.tokens_output), 0) \
+         FROM tree JOIN agents a ON a.id = tree.id",
+        &[id.into()],
+    )?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let runs = row.int(0)?;
+    if runs == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Tree {
+        runs,
+        cost_usd: row.real(1)?,
+        tokens_input: row.int(2)?,
+        tokens_output: row.int(3)?,
+    }))
 }
 
 #[derive(Serialize)]

@@ -71,9 +71,11 @@ fn state_change_rows_without_a_run_are_delivered_with_the_run_as_it_is_now() {
     app.every_read_answers_200();
     let feed = app.get(&format!("/api/events?after={start}")).json_body();
     let events = feed["events"].as_array().unwrap();
-    let now = app
+    let mut now = app
         .get(&format!("/api/runtime/agents/{}", id(&run)))
         .json_body();
+    // A single run's GET adds its tree's roll-up; the feed's runs carry none.
+    now.as_object_mut().unwrap().remove("tree");
     assert_eq!(events.len(), odd.len(), "{feed}");
     for (event, cursor) in events.iter().zip(&cursors) {
         assert_eq!(event["cursor"], *cursor);

@@ -5,6 +5,7 @@ mod claude_code;
 mod cross_cutting;
 mod definitions;
 mod direct_writers;
+mod dispatch;
 mod events;
 mod ingest;
 mod logs;

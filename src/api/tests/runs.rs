@@ -131,7 +131,10 @@ fn each_status_change_logs_once_with_the_run_after_it() {
             (json!("reviewing"), json!("executing")),
         ]
     );
-    assert_eq!(changes[4]["run"], app.get(&path(&run)).json_body());
+    // A single run's GET adds its tree's roll-up; the feed's runs carry none.
+    let mut now = app.get(&path(&run)).json_body();
+    now.as_object_mut().unwrap().remove("tree");
+    assert_eq!(changes[4]["run"], now);
 }
 
 #[test]
