@@ -310,7 +310,7 @@ export function renderRun(main, id) {
 
 /** A dispatched run's part of the view: where its process is (queued, running on which
  * runner, exited with which code, lost), the command it runs, and its output (the run's
- * logs that carry `details.output`, whatever their type), following live while it runs. Hidden for
+ * `performance` logs that carry `details.output`), following live while it runs. Hidden for
  * a run that was not dispatched. */
 function dispatchPart(id) {
   const state = el('dl', { class: 'totals dispatch-state', 'aria-label': 'Dispatch' });
@@ -331,7 +331,9 @@ function dispatchPart(id) {
     const ordered = [...lines.values()].sort((a, b) => a.seq - b.seq || (a.id < b.id ? -1 : 1));
     const atBottom = output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
     const prefix = drawn.length <= ordered.length && drawn.every((l, i) => ordered[i].id === l.id);
-    const line = (l) => el('span', { class: l.stream === 'stderr' ? 'stderr' : undefined, 'data-seq': l.seq, text: l.text });
+    // stderr in its own colour; the server's own lines (`marker`: output cut at the cap,
+    // lines lost while the runner was away) set apart.
+    const line = (l) => el('span', { class: l.stream === 'stderr' || l.stream === 'marker' ? l.stream : undefined, 'data-seq': l.seq, text: l.text });
     if (prefix) output.append(...ordered.slice(drawn.length).map(line));
     else output.replaceChildren(...ordered.map(line));
     drawn = ordered;
@@ -366,7 +368,9 @@ function dispatchPart(id) {
       if (onlyLive && !live && finalRead) return;
       reading = true;
       try {
-        const logs = await api('GET', `/api/runtime/logs?agent_id=${id}&limit=1000`);
+        // Output lines are the run's `performance` logs that carry `details.output` (see
+        // docs/dispatch.md); nothing else is read here.
+        const logs = await api('GET', `/api/runtime/logs?agent_id=${id}&log_type=performance&limit=1000`);
         for (const l of logs) {
           const out = l.details && typeof l.details === 'object' ? l.details.output : null;
           if (!out) continue;
