@@ -286,6 +286,7 @@ pub fn document() -> Json {
     add_sessions(&mut doc, &run_status, &time);
     super::admin::describe(&mut doc);
     super::approvals::describe(&mut doc);
+    super::runner::describe(&mut doc);
     crate::ingest::describe(&mut doc);
     doc
 }

@@ -626,3 +626,27 @@ fn the_tree_rolls_up_cost_and_tokens_of_every_descendant() {
     let list = app.get("/api/runtime/agents").json_body();
     assert!(list[0].get("tree").is_none());
 }
+
+#[test]
+fn openapi_describes_the_runner_protocol_and_the_dispatch_of_runs() {
+    let doc = App::new().get("/openapi.json").json_body();
+    for path in [
+        "/api/runner/claim",
+        "/api/runner/runs/{id}/heartbeat",
+        "/api/runner/runs/{id}/output",
+        "/api/runner/runs/{id}/exit",
+    ] {
+        assert!(doc["paths"][path]["post"].is_object(), "{path} missing");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Run"]["properties"]["dispatch"]["$ref"],
+        "#/components/schemas/Dispatch"
+    );
+    assert_eq!(
+        schemas["Dispatch"]["properties"]["state"]["enum"],
+        json!(["queued", "running", "exited", "lost"])
+    );
+    assert!(schemas["RunInput"]["properties"]["dispatch"].is_object());
+    assert!(schemas["Tree"]["properties"]["runs"].is_object());
+}
