@@ -283,7 +283,7 @@ export function renderRun(main, id) {
       }
     }
     showSubagents();
-    await dispatch.load(run);
+    await dispatch.load(run, true);
   };
   // A burst of feed events (cost updates come one per model call) is one re-read.
   let pending = null;
@@ -370,7 +370,13 @@ function dispatchPart(id) {
       try {
         // Output lines are the run's `performance` logs that carry `details.output` (see
         // docs/dispatch.md); nothing else is read here.
-        const logs = await api('GET', `/api/runtime/logs?agent_id=${id}&log_type=performance&limit=1000`);
+        // The logs API has no "after" filter: the newest 200 each time, the newest 1,000 on
+        // the first read or when 200 did not reach back to the lines already shown.
+        const read = (limit) => api('GET', `/api/runtime/logs?agent_id=${id}&log_type=performance&limit=${limit}`);
+        const known = drawn.length ? drawn[drawn.length - 1].seq : 0;
+        let logs = await read(lines.size ? 200 : 1000);
+        const seqs = logs.map((l) => Number(l.details && l.details.seq) || 0).filter((n) => n > 0);
+        if (lines.size && logs.length === 200 && seqs.length && Math.min(...seqs) > known + 1) logs = await read(1000);
         for (const l of logs) {
           const out = l.details && typeof l.details === 'object' ? l.details.output : null;
           if (!out) continue;
