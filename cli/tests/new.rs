@@ -369,6 +369,7 @@ fn the_sample_lists_every_variable_with_its_default() {
         ("SPIN_VARIABLE_SSE_KEEPALIVE_SECONDS", "15"),
         ("RETENTION_DAYS", "30"),
         ("APPROVAL_WAIT_SECS", "300"),
+        ("RUNNER_LEASE_SECS", "30"),
         ("HEADER_READ_TIMEOUT_SECS", "10"),
         ("MAX_CONNECTIONS_PER_CLIENT", "512"),
         ("ORCHESTRATOR_COMPILE_CACHE", ".spin/compiled"),

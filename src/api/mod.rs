@@ -4,6 +4,7 @@
 //! database. There is no other implementation of any endpoint.
 
 mod admin;
+mod approvals;
 mod definitions;
 pub mod events;
 mod logs;
@@ -172,7 +173,11 @@ fn route<C: Connector + Clone>(
             )
         }
         Route::IngestClaudeCode => crate::ingest::claude_code(
-            || crate::migrations::open(connector).map_err(ApiError::from),
+            &|| crate::migrations::open(connector).map_err(ApiError::from),
+            // A held hook's checks are single reads: no connection pragmas needed.
+            &|| connector.connect().map_err(ApiError::from),
+            config,
+            req,
             &input.query,
             input.body()?,
         ),
@@ -196,6 +201,10 @@ fn route<C: Connector + Clone>(
                 (Route::Logs, "GET") => logs::list(open, &input),
                 (Route::Logs, "POST") => logs::create(open, &input),
                 (Route::Stats, "GET") => runs::stats(open),
+                (Route::Approvals, "GET") => approvals::list(open, &input),
+                (Route::Approval(id), "GET") => approvals::get(open, id),
+                (Route::ApprovalDecision(id), "POST") => approvals::decide(open, id, &input),
+                (Route::RunMessages(id), "POST") => approvals::follow_up(open, id, &input),
                 (Route::Sessions, "GET") => sessions::list(open, &input),
                 (Route::Session(id), "GET") => sessions::get(open, id),
                 (Route::RunnerHeartbeat(id), "POST") => runner::heartbeat(open, config, id, &input),

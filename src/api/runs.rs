@@ -68,10 +68,7 @@ pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response
             .object("context")?
             .optional()
             .unwrap_or_else(|| "{}".into()),
-        config: body
-            .object("config")?
-            .optional()
-            .unwrap_or_else(|| "{}".into()),
+        config: run_config(body)?.unwrap_or_else(|| "{}".into()),
         title: body.string("title", store::MAX_TITLE)?.optional(),
         project: body.string("project", store::MAX_PROJECT)?.optional(),
     };
@@ -141,7 +138,14 @@ pub fn update<D: Database>(
     input: &Input,
 ) -> Result<Response, ApiError> {
     let body = input.body()?;
-    body.only(&["status", "error_message", "context", "title", "project"])?;
+    body.only(&[
+        "status",
+        "error_message",
+        "context",
+        "config",
+        "title",
+        "project",
+    ])?;
     let changes = RunChanges {
         status: body
             .one_of("status", RunStatus::parse, RunStatus::list)?
@@ -154,6 +158,11 @@ pub fn update<D: Database>(
             Field::Null => Some("{}".into()),
             Field::Value(v) => Some(v),
         },
+        config: if body.contains("config") {
+            Some(run_config(body)?.unwrap_or_else(|| "{}".into()))
+        } else {
+            None
+        },
         title: body.string("title", store::MAX_TITLE)?.for_update(),
         project: body.string("project", store::MAX_PROJECT)?.for_update(),
     };
@@ -163,6 +172,24 @@ pub fn update<D: Database>(
         "runtime agent",
         raw_id,
     )
+}
+
+/// A run's `config` (an object; `null` or absent: none), with its `policy`, when it has one,
+/// validated as a definition's is (a rule that does not parse is a 422 naming it).
+fn run_config(body: &crate::http::JsonObject) -> Result<Option<String>, ApiError> {
+    body.parsed("config", |v| {
+        let Json::Object(fields) = v else {
+            return Err(ApiError::validation("config", "config must be a JSON object"));
+        };
+        let mut fields = fields.clone();
+        if let Some(policy) = fields.get("policy").filter(|p| !p.is_null()) {
+            let canonical = crate::domain::Policy::validate(policy, "config.policy")
+                .map_err(|e| ApiError::validation(&e.field, e.message))?;
+            fields.insert("policy".into(), canonical);
+        }
+        Ok(Json::Object(fields).to_string())
+    })
+    .map(Field::optional)
 }
 
 pub fn delete<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {

@@ -21,6 +21,9 @@ pub struct Config {
     /// How long a runner's claim lasts without a heartbeat (`runner_lease_secs`); a run
     /// whose lease passes is failed, "runner lost".
     pub runner_lease: Duration,
+    /// How long a Claude Code hook is held for a person's decision on an approval
+    /// (`approval_wait_secs`); then it answers with no decision and the approval expires.
+    pub approval_wait: Duration,
 }
 
 impl Default for Config {
@@ -33,6 +36,7 @@ impl Default for Config {
             sse_keepalive: Self::DEFAULT_SSE_KEEPALIVE,
             retention_days: crate::store::retention::DEFAULT_DAYS,
             runner_lease: crate::store::dispatches::DEFAULT_LEASE,
+            approval_wait: Self::DEFAULT_APPROVAL_WAIT,
         }
     }
 }
@@ -42,6 +46,8 @@ impl Config {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
     pub const DEFAULT_SSE_MAX_DURATION: Duration = Duration::from_secs(50);
     pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
+    /// How long a hook waits for a person's decision on an approval (APPROVAL_WAIT_SECS).
+    pub const DEFAULT_APPROVAL_WAIT: Duration = Duration::from_secs(300);
 
     fn web_ui_origins(port: u16) -> Vec<String> {
         vec![
@@ -99,6 +105,7 @@ impl Config {
             sse_keepalive: seconds("sse_keepalive_seconds", Self::DEFAULT_SSE_KEEPALIVE)?,
             retention_days: crate::store::retention::parse_days(get("retention_days").as_deref())
                 .map_err(|e| format!("variable {e}"))?,
+            approval_wait: seconds("approval_wait_secs", Self::DEFAULT_APPROVAL_WAIT)?,
             runner_lease: seconds("runner_lease_secs", crate::store::dispatches::DEFAULT_LEASE)?,
         })
     }

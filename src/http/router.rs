@@ -40,6 +40,14 @@ pub enum Route {
     AdminPrune,
     /// `POST /api/ingest/claude-code`: one Claude Code hook event.
     IngestClaudeCode,
+    /// `GET /api/approvals`: tool calls waiting for (or decided by) a person.
+    Approvals,
+    /// `GET /api/approvals/{id}`.
+    Approval(String),
+    /// `POST /api/approvals/{id}/decision`.
+    ApprovalDecision(String),
+    /// `POST /api/runtime/agents/{id}/messages`: a follow-up to a running agent.
+    RunMessages(String),
     /// `POST /api/runner/claim`: a runner takes a queued run (long-poll).
     RunnerClaim,
     /// `POST /api/runner/runs/{id}/heartbeat`, `…/output`, `…/exit`: a claimed run's
@@ -80,6 +88,14 @@ impl Route {
             ["api", "events", "stream"] => Route::EventsStream,
             ["api", "admin", "prune"] => Route::AdminPrune,
             ["api", "ingest", "claude-code"] => Route::IngestClaudeCode,
+            ["api", "runtime", "agents", id, "messages"] if !id.is_empty() => {
+                Route::RunMessages((*id).to_owned())
+            }
+            ["api", "approvals"] => Route::Approvals,
+            ["api", "approvals", id] if !id.is_empty() => Route::Approval((*id).to_owned()),
+            ["api", "approvals", id, "decision"] if !id.is_empty() => {
+                Route::ApprovalDecision((*id).to_owned())
+            }
             ["api", "runner", "claim"] => Route::RunnerClaim,
             ["api", "runner", "runs", id, "heartbeat"] if !id.is_empty() => {
                 Route::RunnerHeartbeat((*id).to_owned())
@@ -111,6 +127,10 @@ impl Route {
             | Route::Stats
             | Route::Sessions
             | Route::Session(_)
+            | Route::Approvals
+            | Route::Approval(_)
+            | Route::ApprovalDecision(_)
+            | Route::RunMessages(_)
             | Route::RunnerClaim
             | Route::RunnerHeartbeat(_)
             | Route::RunnerOutput(_)
@@ -131,6 +151,8 @@ impl Route {
             Route::Run(_) => &["GET", "PATCH", "DELETE"],
             Route::Prompt(_) => &["GET", "PATCH"],
             Route::AdminPrune
+            | Route::ApprovalDecision(_)
+            | Route::RunMessages(_)
             | Route::RunnerClaim
             | Route::RunnerHeartbeat(_)
             | Route::RunnerOutput(_)
@@ -142,6 +164,8 @@ impl Route {
             Route::Stats
             | Route::Sessions
             | Route::Session(_)
+            | Route::Approvals
+            | Route::Approval(_)
             | Route::Events
             | Route::EventsSnapshot
             | Route::EventsStream

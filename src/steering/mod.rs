@@ -165,9 +165,11 @@ pub fn steer<D: Database>(
             let ask = rules
                 .iter()
                 .find_map(|l| Policy::first_match(&l.policy.ask_tools, tool, hook.input, hook.cwd));
+            // A PermissionRequest is Claude Code's own question: no rule of ours asked it.
             let rule = match (hook.event, ask) {
                 ("PreToolUse", None) => return Ok(Reply::none()),
-                (_, ask) => ask.map(Rule::as_str),
+                ("PreToolUse", Some(rule)) => Some(rule.as_str()),
+                _ => None,
             };
             if approvals::session_grant(db, hook.session, tool, rule)? {
                 return Ok(Reply::Now(answer::allow(

@@ -1,11 +1,13 @@
 //! SQL, one module per table. Functions take a [`Database`](crate::db::Database) and
 //! validated domain values; they never see HTTP.
 
+pub mod approvals;
 pub mod definitions;
 pub mod dispatches;
 pub mod events;
 pub mod ingest_keys;
 pub mod logs;
+pub mod policies;
 pub mod prompts;
 pub mod retention;
 pub mod runs;

@@ -172,6 +172,8 @@ pub struct RunChanges {
     pub status: Option<RunStatus>,
     pub error_message: Option<Option<String>>,
     pub context: Option<String>,
+    /// The run's whole `config` object (its `policy` validated).
+    pub config: Option<String>,
     pub title: Option<Option<String>>,
     pub project: Option<Option<String>>,
 }
@@ -389,6 +391,7 @@ fn apply<D: Database>(
     }
     update.set_if("error_message", changes.error_message.clone());
     update.set_if("context", changes.context.clone());
+    update.set_if("config", changes.config.clone());
     update.set_if("title", changes.title.clone());
     update.set_if("project", changes.project.clone());
     if update.is_empty() {

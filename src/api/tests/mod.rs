@@ -15,6 +15,7 @@ mod retention;
 mod run_display;
 mod runs;
 mod sessions;
+mod steering;
 mod transient;
 
 use serde_json::{json, Value as Json};
