@@ -76,16 +76,34 @@ fn placeholders(arg: &str) -> impl Iterator<Item = &str> {
 }
 
 /// The argv for one run: each placeholder replaced by its value, in one pass (a value
-/// that itself contains `{run_id}` stays as it is).
-pub fn resolve(argv: &[String], input: &str, run_id: &str, session_id: &str) -> Vec<String> {
-    argv.iter()
+/// that itself contains `{run_id}` stays as it is; the shell's `${NAME}` is left alone). A
+/// placeholder that does not exist (a command another program stored) is an error naming
+/// it: nothing is started.
+pub fn resolve(
+    argv: &[String],
+    input: &str,
+    run_id: &str,
+    session_id: &str,
+) -> Result<Vec<String>, String> {
+    if let Some(unknown) = argv
+        .iter()
+        .flat_map(|arg| placeholders(arg))
+        .find(|p| !PLACEHOLDERS.contains(p))
+    {
+        return Err(format!(
+            "command has an unknown placeholder {{{unknown}}}; known: {{input}}, {{run_id}}, {{session_id}}"
+        ));
+    }
+    Ok(argv
+        .iter()
         .map(|arg| {
             let mut out = String::with_capacity(arg.len());
             let mut rest = arg.as_str();
             while let Some(open) = rest.find('{') {
                 out.push_str(&rest[..open]);
                 let after = &rest[open..];
-                let value = PLACEHOLDERS.iter().find_map(|p| {
+                let shell = out.ends_with('$');
+                let value = PLACEHOLDERS.iter().filter(|_| !shell).find_map(|p| {
                     let token = format!("{{{p}}}");
                     after.starts_with(&token).then(|| {
                         let value = match *p {
@@ -110,7 +128,7 @@ pub fn resolve(argv: &[String], input: &str, run_id: &str, session_id: &str) -> 
             out.push_str(rest);
             out
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -123,10 +141,19 @@ mod tests {
         let argv = validate(&json!(["uv", "run", "adws/plan.py", "{input}", "--run={run_id}"]))
             .unwrap();
         assert_eq!(
-            resolve(&argv, "fix {run_id} bug", "r1", "s1"),
+            resolve(&argv, "fix {run_id} bug", "r1", "s1").unwrap(),
             ["uv", "run", "adws/plan.py", "fix {run_id} bug", "--run=r1"]
         );
-        assert_eq!(resolve(&["{session_id}{".into()], "", "", "s"), ["s{"]);
+        assert_eq!(
+            resolve(&["{session_id}{".into()], "", "", "s").unwrap(),
+            ["s{"]
+        );
+        // The shell's own braces are not ours.
+        assert_eq!(
+            resolve(&["echo ${HOME} {run_id}".into()], "", "r", "").unwrap(),
+            ["echo ${HOME} r"]
+        );
+        assert!(resolve(&["{task}".into()], "", "", "").unwrap_err().contains("{task}"));
     }
 
     #[test]

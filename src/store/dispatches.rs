@@ -45,50 +45,15 @@ pub struct Command {
     pub timeout_secs: Option<i64>,
 }
 
-/// `argv` with `{input}`, `{run_id}` and `{session_id}` replaced, in one pass (a value
-/// that itself holds `{run_id}` stays as it is). An unknown placeholder is an error naming
-/// it.
+/// `argv` with `{input}`, `{run_id}` and `{session_id}` replaced
+/// ([`crate::domain::command::resolve`]); an unknown placeholder is an error naming it.
 pub fn resolve(
     argv: &[String],
     input: &str,
     run_id: &str,
     session_id: &str,
 ) -> Result<Vec<String>, String> {
-    argv.iter()
-        .map(|arg| {
-            let mut out = String::with_capacity(arg.len());
-            let mut rest = arg.as_str();
-            while let Some(open) = rest.find('{') {
-                out.push_str(&rest[..open]);
-                let after = &rest[open + 1..];
-                let name = after.find('}').map(|close| &after[..close]).filter(|n| {
-                    !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                });
-                match name {
-                    Some(name) => {
-                        out.push_str(match name {
-                            "input" => input,
-                            "run_id" => run_id,
-                            "session_id" => session_id,
-                            other => {
-                                return Err(format!(
-                                    "command has an unknown placeholder {{{other}}}; known: \
-                                     {{input}}, {{run_id}}, {{session_id}}"
-                                ))
-                            }
-                        });
-                        rest = &after[name.len() + 1..];
-                    }
-                    None => {
-                        out.push('{');
-                        rest = after;
-                    }
-                }
-            }
-            out.push_str(rest);
-            Ok(out)
-        })
-        .collect()
+    crate::domain::command::resolve(argv, input, run_id, session_id)
 }
 
 /// The command of definition `definition`, checked: a 422 on `dispatch` when it has none
