@@ -292,6 +292,17 @@ pub async fn serve(config: RunnerConfig, stop: impl Future<Output = ()>) -> Resu
     Ok(())
 }
 
+/// The longest time between two heartbeats.
+const HEARTBEAT_MAX: Duration = Duration::from_secs(2);
+
+/// What output answers told the run's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Told {
+    Nothing,
+    Cancelled,
+    Gone,
+}
+
 /// Why the runner ended a process itself.
 #[derive(Debug, Clone, PartialEq)]
 enum Ending {
@@ -390,7 +401,8 @@ async fn run_one(api: &Api, config: &RunnerConfig, claim: Claim, stopping: watch
     drop(lines_tx);
 
     let pending = Arc::new(Mutex::new(Pending::default()));
-    let (gone_tx, mut gone) = watch::channel(false);
+    // What the output answers said: cancelled (Stop), or the run is no longer ours.
+    let (gone_tx, mut gone) = watch::channel(Told::Nothing);
     // Collect lines (bounded) as they come.
     let collector = {
         let pending = pending.clone();
@@ -429,7 +441,9 @@ async fn run_one(api: &Api, config: &RunnerConfig, claim: Claim, stopping: watch
         })
     };
 
-    let heartbeat_every = Duration::from_secs(claim.lease_secs.max(1)) / 3;
+    // A third of the lease, and at most 2 s: the heartbeat's answer is how a Stop reaches
+    // a quiet process (a talkative one hears it in its output answers).
+    let heartbeat_every = (Duration::from_secs(claim.lease_secs.max(1)) / 3).min(HEARTBEAT_MAX);
     let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
     let timeout = claim
         .timeout_secs
@@ -450,8 +464,11 @@ async fn run_one(api: &Api, config: &RunnerConfig, claim: Claim, stopping: watch
                 }
             }
             _ = gone.changed() => {
-                if *gone.borrow() {
-                    ending = Some(Ending::Gone);
+                let told = *gone.borrow();
+                match told {
+                    Told::Cancelled => ending = Some(Ending::Cancelled),
+                    Told::Gone => ending = Some(Ending::Gone),
+                    Told::Nothing => {}
                 }
             }
         }
@@ -512,7 +529,7 @@ async fn run_one(api: &Api, config: &RunnerConfig, claim: Claim, stopping: watch
         if flush(api, &base, &lease, &pending, &gone_tx).await {
             continue;
         }
-        if *gone_tx.borrow() {
+        if *gone_tx.borrow() == Told::Gone {
             return;
         }
         failures += 1;
@@ -583,7 +600,7 @@ async fn flush(
     base: &str,
     lease: &str,
     pending: &Mutex<Pending>,
-    gone: &watch::Sender<bool>,
+    gone: &watch::Sender<Told>,
 ) -> bool {
     let (batch, from) = {
         let p = pending.lock().await;
@@ -606,13 +623,20 @@ async fn flush(
                 p.first += 1;
             }
             if answer["cancelled"] == json!(true) {
-                tracing::info!("the run was cancelled");
+                gone.send_if_modified(|told| {
+                    let first = *told == Told::Nothing;
+                    if first {
+                        tracing::info!("the run was cancelled");
+                        *told = Told::Cancelled;
+                    }
+                    first
+                });
             }
             true
         }
         Sent::Gone(why) => {
             tracing::warn!(%why, "output refused: the run is no longer this runner's");
-            let _ = gone.send(true);
+            let _ = gone.send(Told::Gone);
             false
         }
         Sent::Retry(why) => {

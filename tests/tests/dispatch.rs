@@ -348,3 +348,54 @@ async fn a_program_not_allowed_is_never_started_and_the_run_fails_saying_so() {
     assert_eq!(done["dispatch"]["exit_code"], json!(null));
     assert!(!marker.exists(), "the program ran");
 }
+
+#[tokio::test]
+async fn a_claude_code_session_started_by_a_dispatched_script_is_its_child_and_the_tree_sums_it() {
+    let app = app(30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _runner = runner(&app, "e2e-7");
+    // What a connected Claude Code does from inside the process: hooks with the run id
+    // header (`orchestrator connect` writes it from $ORCHESTRATOR_RUN_ID).
+    let script = r#"post() {
+  curl -sf -X POST "$ORCHESTRATOR_URL/api/ingest/claude-code" \
+    -H 'content-type: application/json' \
+    -H "X-Orchestrator-Run-Id: $ORCHESTRATOR_RUN_ID" -d "$1" > /dev/null
+}
+s="cc-$ORCHESTRATOR_RUN_ID"
+post '{"session_id":"'$s'","hook_event_name":"UserPromptSubmit","prompt":"plan it","prompt_id":"p1","cwd":"/tmp","transcript_path":"/tmp/t.jsonl"}'
+post '{"session_id":"'$s'","hook_event_name":"Stop","prompt_id":"p1","cwd":"/tmp","transcript_path":"/tmp/t.jsonl","stop_hook_active":false}'
+echo "session $s reported"
+"#;
+    let def = definition(&app, dir.path(), script, None).await;
+    let run = dispatch(&app, &def, "").await;
+    let id = run["id"].as_str().unwrap();
+    let done = wait_for(&app, id, Duration::from_secs(30), is_final).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let children: Json = app
+        .get(&format!("/api/runtime/agents?session_id=cc-{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let child = &children[0];
+    assert_eq!(child["parent_agent_id"], *id, "{children}");
+    // Cost on the child (as its telemetry would bring it) rolls up into the run's tree.
+    let prompt = app
+        .create(
+            "/api/runtime/prompts",
+            json!({ "agent_id": child["id"], "prompt_type": "command", "prompt_text": "x" }),
+        )
+        .await;
+    let r = app
+        .patch(
+            &format!("/api/runtime/prompts/{}", prompt["id"].as_str().unwrap()),
+            json!({ "cost_usd": 0.25, "tokens_input": 1000, "tokens_output": 50 }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let tree = &get_run(&app, id).await["tree"];
+    assert_eq!(tree["runs"], 2, "{tree}");
+    assert_eq!(tree["cost_usd"], 0.25);
+    assert_eq!(tree["tokens_input"], 1000);
+    assert_eq!(tree["tokens_output"], 50);
+}
