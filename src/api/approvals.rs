@@ -16,12 +16,11 @@ pub const MAX_FOLLOW_UP: usize = 100_000;
 pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let q = &input.query;
     let filter = ApprovalFilter {
-        status: q
-            .enum_filter(
-                "status",
-                |s| STATUSES.iter().find(|t| **t == s).map(|t| (*t).to_owned()),
-                || STATUSES.join(", "),
-            )?,
+        status: q.enum_filter(
+            "status",
+            |s| STATUSES.iter().find(|t| **t == s).map(|t| (*t).to_owned()),
+            || STATUSES.join(", "),
+        )?,
         run_id: q.id_filter("run_id")?.map(|id| id.as_str().to_owned()),
         session_id: q.text_filter("session_id")?,
     };
@@ -29,7 +28,9 @@ pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, 
 }
 
 pub fn get<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
-    get_by_id(open, raw_id, "approval", |db, id| store::get(db, id.as_str()))
+    get_by_id(open, raw_id, "approval", |db, id| {
+        store::get(db, id.as_str())
+    })
 }
 
 /// `POST /api/approvals/{id}/decision {"behavior", "message"?, "scope"?}`: 200 with the
@@ -123,11 +124,15 @@ pub(crate) fn describe(doc: &mut serde_json::Value) {
     let error = |code: u16| json!({ "$ref": format!("#/components/responses/E{code}") });
     let schema = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
     let body = |name: &str| json!({ "required": true, "content": { "application/json": { "schema": schema(name) } } });
-    let answer = |description: &str, name: &str| json!({ "description": description,
-        "content": { "application/json": { "schema": schema(name) } } });
+    let answer = |description: &str, name: &str| {
+        json!({ "description": description,
+        "content": { "application/json": { "schema": schema(name) } } })
+    };
     let id = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } });
-    let filter = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false,
-        "description": description, "schema": { "type": "string" } });
+    let filter = |name: &str, description: &str| {
+        json!({ "name": name, "in": "query", "required": false,
+        "description": description, "schema": { "type": "string" } })
+    };
     let statuses = json!(STATUSES);
     doc["paths"]["/api/approvals"] = json!({ "get": {
         "summary": "Approvals, newest first: tool calls a connected agent waits on (PermissionRequest, or a PreToolUse matching an ask_tools rule) and their decisions",

@@ -17,8 +17,7 @@ pub fn validate(value: &Json) -> Result<Vec<String>, (String, String)> {
     let Json::Array(items) = value else {
         return Err((
             "command".into(),
-            "command must be a non-empty array of strings (the program, then its arguments)"
-                .into(),
+            "command must be a non-empty array of strings (the program, then its arguments)".into(),
         ));
     };
     if items.is_empty() || items.len() > MAX_ARGS {
@@ -34,7 +33,10 @@ pub fn validate(value: &Json) -> Result<Vec<String>, (String, String)> {
             return Err((at.clone(), format!("{at} must be a string")));
         };
         if arg.chars().count() > MAX_ARG_CHARS {
-            return Err((at.clone(), format!("{at} must be at most {MAX_ARG_CHARS} characters")));
+            return Err((
+                at.clone(),
+                format!("{at} must be at most {MAX_ARG_CHARS} characters"),
+            ));
         }
         if arg.contains('\0') {
             return Err((at.clone(), format!("{at} must not contain a NUL character")));
@@ -138,8 +140,14 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_once_per_argument() {
-        let argv = validate(&json!(["uv", "run", "adws/plan.py", "{input}", "--run={run_id}"]))
-            .unwrap();
+        let argv = validate(&json!([
+            "uv",
+            "run",
+            "adws/plan.py",
+            "{input}",
+            "--run={run_id}"
+        ]))
+        .unwrap();
         assert_eq!(
             resolve(&argv, "fix {run_id} bug", "r1", "s1").unwrap(),
             ["uv", "run", "adws/plan.py", "fix {run_id} bug", "--run=r1"]
@@ -153,7 +161,9 @@ mod tests {
             resolve(&["echo ${HOME} {run_id}".into()], "", "r", "").unwrap(),
             ["echo ${HOME} r"]
         );
-        assert!(resolve(&["{task}".into()], "", "", "").unwrap_err().contains("{task}"));
+        assert!(resolve(&["{task}".into()], "", "", "")
+            .unwrap_err()
+            .contains("{task}"));
     }
 
     #[test]

@@ -14,7 +14,12 @@ pub const MAX_RULES: usize = 256;
 /// The longest a Stop may be held for a follow-up, in seconds (an hour).
 pub const MAX_HOLD_ON_STOP_SECS: u64 = 3600;
 
-const FIELDS: &[&str] = &["max_cost_usd", "deny_tools", "ask_tools", "hold_on_stop_secs"];
+const FIELDS: &[&str] = &[
+    "max_cost_usd",
+    "deny_tools",
+    "ask_tools",
+    "hold_on_stop_secs",
+];
 
 /// A policy as the steering reads it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -183,7 +188,8 @@ mod tests {
 
     #[test]
     fn a_bad_rule_is_named_with_its_place() {
-        let err = Policy::validate(&json!({"ask_tools": ["Write", "Bash("]}), "policy").unwrap_err();
+        let err =
+            Policy::validate(&json!({"ask_tools": ["Write", "Bash("]}), "policy").unwrap_err();
         assert_eq!(err.field, "policy.ask_tools[1]");
         assert!(err.message.contains("Bash("), "{}", err.message);
         let err = Policy::validate(&json!({"max_cost": 1}), "config.policy").unwrap_err();
@@ -200,7 +206,11 @@ mod tests {
         let run = json!({"max_cost_usd": 1.0, "deny_tools": "not a list"});
         let policy = Policy::effective(Some(&definition), Some(&run));
         assert_eq!(policy.max_cost_usd, Some(1.0));
-        assert_eq!(policy.deny_tools.len(), 1, "the unparseable rule is skipped");
+        assert_eq!(
+            policy.deny_tools.len(),
+            1,
+            "the unparseable rule is skipped"
+        );
         assert_eq!(policy.hold_on_stop_secs, 10);
         assert_eq!(Policy::effective(None, None), Policy::default());
     }

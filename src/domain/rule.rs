@@ -39,7 +39,9 @@ impl Rule {
             return Err("a rule must not be empty".into());
         }
         if trimmed.chars().count() > MAX_RULE_CHARS {
-            return Err(format!("a rule must be at most {MAX_RULE_CHARS} characters"));
+            return Err(format!(
+                "a rule must be at most {MAX_RULE_CHARS} characters"
+            ));
         }
         let (tool, spec) = match trimmed.find('(') {
             None => (trimmed, None),
@@ -320,7 +322,9 @@ fn path_glob(pattern: &str, path: &str) -> bool {
 fn segments_match(pattern: &[&str], path: &[&str], prefix_ok: bool) -> bool {
     match pattern.split_first() {
         None => path.is_empty() || prefix_ok,
-        Some((&"**", rest)) => (0..=path.len()).any(|skip| segments_match(rest, &path[skip..], prefix_ok)),
+        Some((&"**", rest)) => {
+            (0..=path.len()).any(|skip| segments_match(rest, &path[skip..], prefix_ok))
+        }
         Some((segment, rest)) => match path.split_first() {
             Some((name, tail)) => glob(segment, name) && segments_match(rest, tail, prefix_ok),
             None => false,
@@ -334,9 +338,11 @@ mod tests {
     use serde_json::json;
 
     fn bash(rule: &str, command: &str) -> bool {
-        Rule::parse(rule)
-            .unwrap()
-            .matches("Bash", &json!({ "command": command }), Some("/work/app"))
+        Rule::parse(rule).unwrap().matches(
+            "Bash",
+            &json!({ "command": command }),
+            Some("/work/app"),
+        )
     }
 
     fn file(rule: &str, tool: &str, path: &str) -> bool {
@@ -350,7 +356,9 @@ mod tests {
         let rule = Rule::parse("WebFetch").unwrap();
         assert!(rule.matches("WebFetch", &json!({"url": "https://x.org"}), None));
         assert!(!rule.matches("WebSearch", &json!({}), None));
-        assert!(Rule::parse("Bash(*)").unwrap().matches("Bash", &json!({}), None));
+        assert!(Rule::parse("Bash(*)")
+            .unwrap()
+            .matches("Bash", &json!({}), None));
     }
 
     #[test]
@@ -399,7 +407,11 @@ mod tests {
     fn webfetch_domains_cover_subdomains_and_param_rules_read_the_named_field() {
         let rule = Rule::parse("WebFetch(domain:example.com)").unwrap();
         assert!(rule.matches("WebFetch", &json!({"url": "https://example.com/a"}), None));
-        assert!(rule.matches("WebFetch", &json!({"url": "https://docs.example.com"}), None));
+        assert!(rule.matches(
+            "WebFetch",
+            &json!({"url": "https://docs.example.com"}),
+            None
+        ));
         assert!(!rule.matches("WebFetch", &json!({"url": "https://badexample.com"}), None));
         let agent = Rule::parse("Agent(subagent_type:Explore)").unwrap();
         assert!(agent.matches("Agent", &json!({"subagent_type": "Explore"}), None));
@@ -411,14 +423,24 @@ mod tests {
         let server = Rule::parse("mcp__github").unwrap();
         assert!(server.matches("mcp__github__create_issue", &json!({}), None));
         assert!(!server.matches("mcp__gitlab__x", &json!({}), None));
-        assert!(Rule::parse("mcp__github__*")
-            .unwrap()
-            .matches("mcp__github__list", &json!({}), None));
+        assert!(Rule::parse("mcp__github__*").unwrap().matches(
+            "mcp__github__list",
+            &json!({}),
+            None
+        ));
     }
 
     #[test]
     fn malformed_rules_are_refused_with_a_reason() {
-        for bad in ["", "  ", "Bash(", "Bash()", "(ls)", "Bash ls", "WebFetch(example.com)"] {
+        for bad in [
+            "",
+            "  ",
+            "Bash(",
+            "Bash()",
+            "(ls)",
+            "Bash ls",
+            "WebFetch(example.com)",
+        ] {
             assert!(Rule::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert_eq!(Rule::parse(" Bash(ls) ").unwrap().as_str(), "Bash(ls)");

@@ -86,8 +86,14 @@ mod tests {
         assert_eq!(stop_pre["continue"], false);
         assert_eq!(stop_pre["hookSpecificOutput"]["permissionDecision"], "deny");
         let stop_perm = stop("PermissionRequest", "stopped");
-        assert_eq!(stop_perm["hookSpecificOutput"]["decision"]["interrupt"], true);
-        assert_eq!(stop("Stop", "x"), json!({"continue": false, "stopReason": "x"}));
+        assert_eq!(
+            stop_perm["hookSpecificOutput"]["decision"]["interrupt"],
+            true
+        );
+        assert_eq!(
+            stop("Stop", "x"),
+            json!({"continue": false, "stopReason": "x"})
+        );
         assert_eq!(
             allow("PermissionRequest", "ok")["hookSpecificOutput"]["decision"],
             json!({"behavior": "allow"})
@@ -101,6 +107,9 @@ mod tests {
             "rule"
         );
         assert_eq!(deny("PostToolUse", "x"), none());
-        assert_eq!(follow_up("go on"), json!({"decision": "block", "reason": "go on"}));
+        assert_eq!(
+            follow_up("go on"),
+            json!({"decision": "block", "reason": "go on"})
+        );
     }
 }

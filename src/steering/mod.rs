@@ -151,9 +151,9 @@ pub fn steer<D: Database>(
     match hook.event {
         "PreToolUse" | "PermissionRequest" => {
             let tool = hook.tool.unwrap_or("");
-            let deny = rules
-                .iter()
-                .find_map(|l| Policy::first_match(&l.policy.deny_tools, tool, hook.input, hook.cwd));
+            let deny = rules.iter().find_map(|l| {
+                Policy::first_match(&l.policy.deny_tools, tool, hook.input, hook.cwd)
+            });
             if let Some(rule) = deny {
                 record_denial(db, &run.id, hook, rule)?;
                 let reason = format!(

@@ -197,7 +197,10 @@ pub fn decide<D: Database>(
            AND (?2 = 'expired' OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
          RETURNING {COLUMNS}"
     );
-    let mut rows = db.execute(&sql, &[id.into(), status.into(), message.into(), scope.into()])?;
+    let mut rows = db.execute(
+        &sql,
+        &[id.into(), status.into(), message.into(), scope.into()],
+    )?;
     let Some(row) = rows.first() else {
         return Ok(None);
     };

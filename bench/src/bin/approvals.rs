@@ -18,9 +18,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
-use spin_host::{Host, HostConfig};
 use tokio::sync::oneshot;
 
 #[derive(Parser, Debug)]
@@ -53,7 +52,9 @@ fn percentiles(mut samples: Vec<f64>) -> String {
         return "no samples".into();
     }
     samples.sort_by(f64::total_cmp);
-    let at = |p: f64| samples[((p / 100.0 * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+    let at = |p: f64| {
+        samples[((p / 100.0 * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1]
+    };
     format!(
         "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         at(50.0),
@@ -106,20 +107,17 @@ fn main() -> Result<()> {
         .thread_name("client")
         .enable_all()
         .build()?;
-    let mut config = HostConfig::new(&args.manifest);
-    config.runtime_config_path = Some(args.runtime_config.clone());
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config
-        .sqlite_path_overrides
-        .insert("default".into(), dir.path().join("approvals.db"));
-    // As `orchestrator up` sets them: a hold may last past the run-time deadline.
-    config.request_wall_limit = Some(Duration::from_secs(900));
-    config.max_instances = config.max_instances.max(args.held as u32 + 64);
-    let host = server_rt
-        .block_on(Host::start(config))
-        .context("starting the host (build the components first)")?;
-    let addr = host.local_addr();
-    server_rt.spawn(host.serve(std::future::pending()));
+    let addr = load::serve_app(
+        &server_rt,
+        &args.manifest,
+        &args.runtime_config,
+        dir.path().join("approvals.db"),
+        |config| {
+            // As `orchestrator up` sets them: a hold may last past the run-time deadline.
+            config.request_wall_limit = Some(Duration::from_secs(900));
+            config.max_instances = config.max_instances.max(args.held as u32 + 64);
+        },
+    )?;
 
     client_rt.block_on(async {
         let mut conn = load::Conn::new(addr);
@@ -183,7 +181,11 @@ fn main() -> Result<()> {
                 break list;
             }
             if Instant::now() > deadline {
-                bail!("only {} of {} approvals pending after 120 s", list.len(), args.held);
+                bail!(
+                    "only {} of {} approvals pending after 120 s",
+                    list.len(),
+                    args.held
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
@@ -193,8 +195,14 @@ fn main() -> Result<()> {
         // Decide each, and time its hook's answer from the decision's 200.
         let mut by_session = std::collections::HashMap::new();
         for approval in &pending {
-            let session = approval["session_id"].as_str().unwrap_or_default().to_owned();
-            by_session.insert(session, approval["id"].as_str().unwrap_or_default().to_owned());
+            let session = approval["session_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            by_session.insert(
+                session,
+                approval["id"].as_str().unwrap_or_default().to_owned(),
+            );
         }
         let mut latencies = Vec::with_capacity(args.held);
         for (n, answer) in answers.into_iter().enumerate() {
@@ -205,7 +213,7 @@ fn main() -> Result<()> {
                 &mut conn,
                 &load::Req::json(
                     hyper::Method::POST,
-                    &format!("/api/approvals/{id}/decision"),
+                    format!("/api/approvals/{id}/decision"),
                     r#"{"behavior":"allow"}"#.into(),
                 ),
                 200,
@@ -215,7 +223,10 @@ fn main() -> Result<()> {
             let (answered, result) = answer.await?;
             let (status, body) = result?;
             if status != 200 || !String::from_utf8_lossy(&body).contains("allow") {
-                bail!("hook {n} answered {status}: {}", String::from_utf8_lossy(&body));
+                bail!(
+                    "hook {n} answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
             }
             latencies.push(answered.saturating_duration_since(decided).as_secs_f64() * 1000.0);
         }

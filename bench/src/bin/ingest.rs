@@ -12,11 +12,10 @@
 #[path = "../http/load.rs"]
 mod load;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bytes::Bytes;
 use clap::Parser;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -24,7 +23,6 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use spin_host::{Host, HostConfig};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -174,17 +172,13 @@ fn main() -> Result<()> {
         .thread_name("client")
         .enable_all()
         .build()?;
-    let mut config = HostConfig::new(&args.manifest);
-    config.runtime_config_path = Some(args.runtime_config.clone());
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config
-        .sqlite_path_overrides
-        .insert("default".into(), dir.path().join("ingest.db"));
-    let host = server_rt
-        .block_on(Host::start(config))
-        .context("starting the host (build the components first: orchestrator build)")?;
-    let addr = host.local_addr();
-    server_rt.spawn(host.serve(std::future::pending()));
+    let addr = load::serve_app(
+        &server_rt,
+        &args.manifest,
+        &args.runtime_config,
+        dir.path().join("ingest.db"),
+        |_| {},
+    )?;
     if args.hook_seconds > 0 {
         let stats = client_rt.block_on(load::run(
             addr,

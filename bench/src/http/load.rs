@@ -301,3 +301,26 @@ pub fn threads_cpu_seconds(prefix: &str) -> f64 {
     }
     ns as f64 / 1e9
 }
+
+/// The real host serving the app of `manifest` on a loopback port, its `default` database
+/// the file `db`, on `rt` (the server's runtime, whose threads [`threads_cpu_seconds`]
+/// counts); `tweak` adjusts the configuration first. The address it listens on.
+pub fn serve_app(
+    rt: &tokio::runtime::Runtime,
+    manifest: &std::path::Path,
+    runtime_config: &std::path::Path,
+    db: std::path::PathBuf,
+    tweak: impl FnOnce(&mut spin_host::HostConfig),
+) -> Result<SocketAddr> {
+    let mut config = spin_host::HostConfig::new(manifest);
+    config.runtime_config_path = Some(runtime_config.to_path_buf());
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.sqlite_path_overrides.insert("default".into(), db);
+    tweak(&mut config);
+    let host = rt
+        .block_on(spin_host::Host::start(config))
+        .map_err(|e| anyhow!("starting the host (build the components first): {e:#}"))?;
+    let addr = host.local_addr();
+    rt.spawn(host.serve(std::future::pending()));
+    Ok(addr)
+}

@@ -19,7 +19,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use orchestrator_core::Config;
-use spin_host::{Host, HostConfig};
 
 use load::{Req, Rng, Stats};
 use seed::{SeedCounts, Seeded};
@@ -241,20 +240,15 @@ fn run(args: Args) -> Result<()> {
     let mut servers = Vec::new();
     if args.target != Target::Native {
         let db = dir.path().join("host.db");
-        let mut config = HostConfig::new(&args.manifest);
-        config.runtime_config_path = Some(args.runtime_config.clone());
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config
-            .sqlite_path_overrides
-            .insert("default".into(), db.clone());
-        config.sqlite_pool_size = args.host_pool_size.max(1);
         let started = std::time::Instant::now();
-        let host = server_rt
-            .block_on(Host::start(config))
-            .context("starting the host")?;
+        let addr = load::serve_app(
+            &server_rt,
+            &args.manifest,
+            &args.runtime_config,
+            db.clone(),
+            |config| config.sqlite_pool_size = args.host_pool_size.max(1),
+        )?;
         migrate(&db)?;
-        let addr = host.local_addr();
-        server_rt.spawn(host.serve(std::future::pending()));
         eprintln!(
             "host   on http://{addr} (started in {:.1} s)",
             started.elapsed().as_secs_f64()

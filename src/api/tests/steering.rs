@@ -93,7 +93,10 @@ fn a_policy_is_validated_and_a_bad_rule_is_named() {
 fn a_deny_rule_refuses_the_call_says_why_and_logs_it() {
     let app = App::new();
     claude_code_with(&app, json!({"deny_tools": ["Bash(rm -rf:*)"]}));
-    let r = app.post(HOOKS, hook("PreToolUse", "s1", bash("cd /tmp && rm -rf build")));
+    let r = app.post(
+        HOOKS,
+        hook("PreToolUse", "s1", bash("cd /tmp && rm -rf build")),
+    );
     assert_eq!(r.status, 200);
     let out = &r.json_body()["hookSpecificOutput"];
     assert_eq!(out["permissionDecision"], "deny");
@@ -118,20 +121,27 @@ fn a_deny_rule_refuses_the_call_says_why_and_logs_it() {
 #[test]
 fn a_cancelled_run_stops_its_session_at_each_kind_of_hook() {
     let app = App::new();
-    app.post(HOOKS, hook("UserPromptSubmit", "s2", json!({"prompt": "go"})));
+    app.post(
+        HOOKS,
+        hook("UserPromptSubmit", "s2", json!({"prompt": "go"})),
+    );
     let run = session_run(&app, "s2");
     let r = app.patch(
         &format!("/api/runtime/agents/{}", run["id"].as_str().unwrap()),
         json!({"status": "cancelled", "error_message": "Stopped from the dashboard"}),
     );
     assert_eq!(r.status, 200);
-    let post = app.post(HOOKS, hook("PostToolUse", "s2", bash("ls"))).json_body();
+    let post = app
+        .post(HOOKS, hook("PostToolUse", "s2", bash("ls")))
+        .json_body();
     assert_eq!(post["continue"], false, "{post}");
     assert!(post["stopReason"]
         .as_str()
         .unwrap()
         .contains("Stopped from the dashboard"));
-    let pre = app.post(HOOKS, hook("PreToolUse", "s2", bash("ls"))).json_body();
+    let pre = app
+        .post(HOOKS, hook("PreToolUse", "s2", bash("ls")))
+        .json_body();
     assert_eq!(pre["hookSpecificOutput"]["permissionDecision"], "deny");
     let ask = app
         .post(HOOKS, hook("PermissionRequest", "s2", bash("ls")))
@@ -142,7 +152,11 @@ fn a_cancelled_run_stops_its_session_at_each_kind_of_hook() {
     let sub = app
         .post(
             HOOKS,
-            hook("PreToolUse", "s2", json!({"agent_id": "a1", "tool_name": "Read"})),
+            hook(
+                "PreToolUse",
+                "s2",
+                json!({"agent_id": "a1", "tool_name": "Read"}),
+            ),
         )
         .json_body();
     assert_eq!(sub["continue"], false);
@@ -152,7 +166,10 @@ fn a_cancelled_run_stops_its_session_at_each_kind_of_hook() {
 fn a_budget_reached_cancels_the_run_and_stops_the_next_hook() {
     let app = App::new();
     claude_code_with(&app, json!({"max_cost_usd": 0.5}));
-    app.post(HOOKS, hook("UserPromptSubmit", "s3", json!({"prompt": "go"})));
+    app.post(
+        HOOKS,
+        hook("UserPromptSubmit", "s3", json!({"prompt": "go"})),
+    );
     let run = session_run(&app, "s3");
     // Spend recorded through the API (telemetry does the same through the ingest).
     let prompt = app
@@ -166,9 +183,14 @@ fn a_budget_reached_cancels_the_run_and_stops_the_next_hook() {
         json!({"status": "completed", "cost_usd": 0.75}),
     );
     assert_eq!(r.status, 200, "{}", r.json_body());
-    let answer = app.post(HOOKS, hook("PreToolUse", "s3", bash("ls"))).json_body();
+    let answer = app
+        .post(HOOKS, hook("PreToolUse", "s3", bash("ls")))
+        .json_body();
     assert_eq!(answer["continue"], false, "{answer}");
-    assert!(answer["stopReason"].as_str().unwrap().contains("max_cost_usd"));
+    assert!(answer["stopReason"]
+        .as_str()
+        .unwrap()
+        .contains("max_cost_usd"));
     let run = session_run(&app, "s3");
     assert_eq!(run["status"], "cancelled");
     assert!(run["error_message"].as_str().unwrap().contains("budget"));
@@ -242,7 +264,9 @@ impl Shared {
     fn pending(&self, session: &str) -> Json {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let list = self.get(&format!("/api/approvals?status=pending&session_id={session}"));
+            let list = self.get(&format!(
+                "/api/approvals?status=pending&session_id={session}"
+            ));
             if let Some(first) = list.as_array().and_then(|l| l.first()) {
                 return first.clone();
             }
@@ -297,7 +321,11 @@ fn a_held_permission_request_returns_the_persons_decision_and_the_feed_shows_it(
         "allow"
     );
     let all = app.get("/api/approvals?session_id=s5");
-    assert_eq!(all.as_array().unwrap().len(), 1, "no second approval: {all}");
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        1,
+        "no second approval: {all}"
+    );
 }
 
 #[test]
@@ -316,7 +344,10 @@ fn an_ask_rule_holds_pre_tool_use_and_a_denial_reaches_the_model_with_its_messag
     let approval = app.pending("s6");
     assert_eq!(approval["rule"], "Bash(git push:*)");
     let r = app.post(
-        &format!("/api/approvals/{}/decision", approval["id"].as_str().unwrap()),
+        &format!(
+            "/api/approvals/{}/decision",
+            approval["id"].as_str().unwrap()
+        ),
         json!({"behavior": "deny", "message": "not on a Friday"}),
     );
     assert_eq!(r.status, 200);
@@ -342,7 +373,10 @@ fn stopping_a_run_releases_its_held_hook_with_a_stop() {
     let answer = held.join().unwrap();
     assert_eq!(answer["continue"], false, "{answer}");
     assert_eq!(answer["hookSpecificOutput"]["decision"]["interrupt"], true);
-    let after = app.get(&format!("/api/approvals/{}", approval["id"].as_str().unwrap()));
+    let after = app.get(&format!(
+        "/api/approvals/{}",
+        approval["id"].as_str().unwrap()
+    ));
     assert_eq!(after["status"], "cancelled");
 }
 
@@ -371,10 +405,16 @@ fn decisions_and_follow_ups_refuse_bad_input_and_change_nothing() {
     let id = run["id"].as_str().unwrap();
     let before = app.dump();
     assert_invalid(
-        &app.post(&format!("/api/runtime/agents/{id}/messages"), json!({"text": " "})),
+        &app.post(
+            &format!("/api/runtime/agents/{id}/messages"),
+            json!({"text": " "}),
+        ),
         "text",
     );
-    app.patch(&format!("/api/runtime/agents/{id}"), json!({"status": "completed"}));
+    app.patch(
+        &format!("/api/runtime/agents/{id}"),
+        json!({"status": "completed"}),
+    );
     let before_final = app.dump();
     assert_ne!(before, before_final);
     let r = app.post(
@@ -382,13 +422,20 @@ fn decisions_and_follow_ups_refuse_bad_input_and_change_nothing() {
         json!({"text": "one more thing"}),
     );
     assert_error(&r, 409, "conflict");
-    assert_eq!(app.dump(), before_final, "a refused follow-up writes nothing");
+    assert_eq!(
+        app.dump(),
+        before_final,
+        "a refused follow-up writes nothing"
+    );
 }
 
 #[test]
 fn a_follow_up_is_delivered_at_the_next_stop_and_completed_at_the_one_after() {
     let app = App::new();
-    app.post(HOOKS, hook("UserPromptSubmit", "s8", json!({"prompt": "build it"})));
+    app.post(
+        HOOKS,
+        hook("UserPromptSubmit", "s8", json!({"prompt": "build it"})),
+    );
     let run = session_run(&app, "s8");
     let id = run["id"].as_str().unwrap();
     let r = app.post(
@@ -400,14 +447,23 @@ fn a_follow_up_is_delivered_at_the_next_stop_and_completed_at_the_one_after() {
     assert_eq!(prompt["prompt_type"], "followup");
     assert_eq!(prompt["status"], "pending");
     let answer = app.post(HOOKS, hook("Stop", "s8", json!({}))).json_body();
-    assert_eq!(answer, json!({"decision": "block", "reason": "also add tests"}));
-    let p = app.get(&format!("/api/runtime/prompts/{}", prompt["id"].as_str().unwrap()));
+    assert_eq!(
+        answer,
+        json!({"decision": "block", "reason": "also add tests"})
+    );
+    let p = app.get(&format!(
+        "/api/runtime/prompts/{}",
+        prompt["id"].as_str().unwrap()
+    ));
     assert_eq!(p.json_body()["status"], "streaming");
     let answer = app
         .post(HOOKS, hook("Stop", "s8", json!({"stop_hook_active": true})))
         .json_body();
     assert_eq!(answer, json!({}));
-    let p = app.get(&format!("/api/runtime/prompts/{}", prompt["id"].as_str().unwrap()));
+    let p = app.get(&format!(
+        "/api/runtime/prompts/{}",
+        prompt["id"].as_str().unwrap()
+    ));
     assert_eq!(p.json_body()["status"], "completed");
 }
 
@@ -420,7 +476,10 @@ fn a_held_stop_continues_with_a_follow_up_posted_while_it_waits() {
                "policy": {"hold_on_stop_secs": 30}}),
     );
     assert_eq!(r.status, 201);
-    app.post(HOOKS, hook("UserPromptSubmit", "s9", json!({"prompt": "go"})));
+    app.post(
+        HOOKS,
+        hook("UserPromptSubmit", "s9", json!({"prompt": "go"})),
+    );
     let runs = app.get("/api/runtime/agents?session_id=s9");
     let id = runs[0]["id"].as_str().unwrap().to_owned();
     let held = app.hook_in_background(hook("Stop", "s9", json!({})));
