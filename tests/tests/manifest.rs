@@ -89,6 +89,8 @@ fn spin_toml_follows_spins_naming_rules_and_wires_every_component() {
         [
             ("/api/agents/...", "agents"),
             ("/api/runtime/...", "runtime"),
+            ("/api/approvals/...", "runtime"),
+            ("/api/runner/...", "runtime"),
             ("/api/events/...", "events"),
             ("/api/ingest/...", "ingest"),
             ("/v1/...", "ingest"),
