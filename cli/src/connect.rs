@@ -205,7 +205,10 @@ pub fn hook_settings(url: &str, with_token: bool, hold_secs: u64) -> Result<Json
     let mut vars = vec![json!(RUN_ID_VAR)];
     headers.insert(RUN_ID_HEADER.into(), json!(format!("${RUN_ID_VAR}")));
     if with_token {
-        headers.insert("Authorization".into(), json!(format!("Bearer ${TOKEN_VAR}")));
+        headers.insert(
+            "Authorization".into(),
+            json!(format!("Bearer ${TOKEN_VAR}")),
+        );
         vars.push(json!(TOKEN_VAR));
     }
     hook["headers"] = Json::Object(headers);
@@ -325,7 +328,10 @@ mod tests {
             assert_eq!(hook["type"], "http");
             assert_eq!(hook["url"], "http://127.0.0.1:8000/api/ingest/claude-code");
             assert!(hook["headers"].get("Authorization").is_none());
-            assert_eq!(hook["headers"]["X-Orchestrator-Run-Id"], "$ORCHESTRATOR_RUN_ID");
+            assert_eq!(
+                hook["headers"]["X-Orchestrator-Run-Id"],
+                "$ORCHESTRATOR_RUN_ID"
+            );
             let held = ["PreToolUse", "PermissionRequest", "Stop"].contains(&event);
             assert_eq!(hook["timeout"], if held { 330 } else { 5 }, "{event}");
         }
@@ -382,10 +388,18 @@ mod tests {
             "hooks": {"PostToolUse": [{"matcher": "Edit", "hooks": [{"type": "command", "command": "fmt"}]}]}
         });
         merge(&mut existing, &ours).unwrap();
-        merge(&mut existing, &hook_settings("http://h:1", false, DEFAULT_HOLD_SECS).unwrap()).unwrap();
+        merge(
+            &mut existing,
+            &hook_settings("http://h:1", false, DEFAULT_HOLD_SECS).unwrap(),
+        )
+        .unwrap();
         let once = existing.clone();
         merge(&mut existing, &ours).unwrap();
-        merge(&mut existing, &hook_settings("http://h:1", false, DEFAULT_HOLD_SECS).unwrap()).unwrap();
+        merge(
+            &mut existing,
+            &hook_settings("http://h:1", false, DEFAULT_HOLD_SECS).unwrap(),
+        )
+        .unwrap();
         assert_eq!(existing, once, "a second connect adds nothing");
         assert_eq!(existing["model"], "opus");
         assert_eq!(existing["env"]["FOO"], "bar");

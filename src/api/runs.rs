@@ -179,7 +179,10 @@ pub fn update<D: Database>(
 fn run_config(body: &crate::http::JsonObject) -> Result<Option<String>, ApiError> {
     body.parsed("config", |v| {
         let Json::Object(fields) = v else {
-            return Err(ApiError::validation("config", "config must be a JSON object"));
+            return Err(ApiError::validation(
+                "config",
+                "config must be a JSON object",
+            ));
         };
         let mut fields = fields.clone();
         if let Some(policy) = fields.get("policy").filter(|p| !p.is_null()) {

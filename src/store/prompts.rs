@@ -455,7 +455,10 @@ pub fn insert_followup<D: Database>(db: &D, run_id: &Id, text: &str) -> Result<P
 pub const FOLLOWUP: &str = "FollowUp";
 
 /// The oldest follow-up of the run not yet delivered: `(id, text)`.
-pub fn next_followup<D: Database>(db: &D, run_id: &str) -> Result<Option<(String, String)>, DbError> {
+pub fn next_followup<D: Database>(
+    db: &D,
+    run_id: &str,
+) -> Result<Option<(String, String)>, DbError> {
     let mut rows = db.execute(
         "SELECT id, prompt_text FROM prompts WHERE agent_id = ?1 AND prompt_type = 'followup' \
          AND status = 'pending' ORDER BY created_at, id LIMIT 1",
