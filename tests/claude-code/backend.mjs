@@ -30,11 +30,11 @@ export function freePort() {
 }
 
 /** Start `orchestrator up` and wait until /health answers. `env` adds to its environment
- * (e.g. APPROVAL_WAIT_SECS). */
-export async function startBackend({ database, env = {} }) {
+ * (e.g. APPROVAL_WAIT_SECS); `args` to its arguments (e.g. `--runner --allow sh`). */
+export async function startBackend({ database, env = {}, args = [] }) {
   assertBinary();
   const port = await freePort();
-  const child = spawn(binary, ['up', '--listen', `127.0.0.1:${port}`, '--no-sidecar'], {
+  const child = spawn(binary, ['up', '--listen', `127.0.0.1:${port}`, '--no-sidecar', ...args], {
     cwd: repo,
     env: { ...process.env, DATABASE_PATH: database, RUST_LOG: 'warn', SHUTDOWN_GRACE_SECS: '1', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
