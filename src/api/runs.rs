@@ -76,9 +76,19 @@ pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response
     let run = match dispatch {
         None => store::create(&db, new)?,
         Some(input) => write_transaction(&db, |db| {
-            let command = dispatches::command_of(db, &new.orchestrator_agent_id);
-            store::insert_with(db, new.clone(), |db, run| {
-                dispatches::queue(db, run, &command?, &input)?;
+            let command = dispatches::command_of(db, &new.orchestrator_agent_id)?;
+            // Unless the client said otherwise, a dispatched run is named by its input and
+            // works in its command's folder, as a Claude Code session is named by its first
+            // prompt and its cwd.
+            let mut new = new.clone();
+            if new.title.is_none() {
+                new.title = crate::ingest::sink::title(&input);
+            }
+            if new.project.is_none() {
+                new.project = command.working_dir.clone();
+            }
+            store::insert_with(db, new, |db, run| {
+                dispatches::queue(db, run, &command, &input)?;
                 Ok(true)
             })
         })?,

@@ -650,3 +650,21 @@ fn openapi_describes_the_runner_protocol_and_the_dispatch_of_runs() {
     assert!(schemas["RunInput"]["properties"]["dispatch"].is_object());
     assert!(schemas["Tree"]["properties"]["runs"].is_object());
 }
+
+#[test]
+fn a_dispatched_run_is_named_by_its_input_and_works_in_its_commands_folder() {
+    let app = App::new();
+    let def = definition_with(&app, json!(["sh", "adw.sh", "{input}"]));
+    let run = dispatch(&app, &def, "  fix   issue 42  ");
+    assert_eq!(run["title"], "fix issue 42");
+    assert_eq!(run["project"], "/tmp");
+    // What the client names wins.
+    let r = app.post(
+        "/api/runtime/agents",
+        json!({ "orchestrator_agent_id": def["id"], "title": "mine", "project": "/srv",
+                "dispatch": { "input": "x" } }),
+    );
+    assert_eq!(r.status, 201, "{}", r.json_body());
+    assert_eq!(r.json_body()["title"], "mine");
+    assert_eq!(r.json_body()["project"], "/srv");
+}
