@@ -75,8 +75,9 @@ test('Run from the page: the output follows live, and Stop ends the process', as
     assert.equal((await asked).hookSpecificOutput?.decision?.behavior, 'allow');
     await waiting.waitFor({ state: 'detached' });
 
-    await page.getByRole('button', { name: 'Stop looper' }).click();
-    await page.getByRole('button', { name: 'Confirm stop looper' }).click();
+    // A dispatched run is named by its input.
+    await page.getByRole('button', { name: 'Stop issue 42' }).click();
+    await page.getByRole('button', { name: 'Confirm stop issue 42' }).click();
     await page.locator('dl[aria-label="Run"] [data-status="cancelled"]').waitFor();
     // The runner ended the process group and said so.
     await page.locator('dl[aria-label="Dispatch"] [data-col="state"]', { hasText: 'exited' }).waitFor({ timeout: 20_000 });
