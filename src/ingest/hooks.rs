@@ -128,7 +128,9 @@ pub fn apply<D: Database>(
                 session_id: &session,
                 // A parent that does not exist (deleted, another database) is no parent.
                 parent_agent_id: match &target.parent_run {
-                    Some(parent) if runs::get(db, parent)?.is_some() => Some(parent.as_str()),
+                    Some(parent) if crate::store::exists(db, "agents", parent.as_str())? => {
+                        Some(parent.as_str())
+                    }
                     _ => None,
                 },
                 context: json!({"claude_code": {

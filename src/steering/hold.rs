@@ -100,10 +100,7 @@ fn stop_of<D: Database>(db: &D, run_id: &str) -> Result<Option<String>, ApiError
     Ok(chain
         .iter()
         .find(|l| l.status == Some(RunStatus::Cancelled))
-        .map(|l| match &l.error_message {
-            Some(m) if !m.trim().is_empty() => format!("Stopped by the orchestrator: {m}"),
-            _ => format!("Stopped by the orchestrator: run {} was cancelled", l.id),
-        }))
+        .map(super::stop_reason))
 }
 
 fn follow_up<D: Database>(

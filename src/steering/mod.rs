@@ -88,7 +88,8 @@ pub fn stopped<D: Database>(
     Ok(None)
 }
 
-fn stop_reason(link: &Link) -> String {
+/// What a stopped session is told: who or what stopped it.
+pub(crate) fn stop_reason(link: &Link) -> String {
     match &link.error_message {
         Some(message) if !message.trim().is_empty() => {
             format!("Stopped by the orchestrator: {message}")
@@ -162,14 +163,17 @@ pub fn steer<D: Database>(
                 );
                 return Ok(Reply::Now(answer::deny(hook.event, &reason)));
             }
-            let ask = rules
-                .iter()
-                .find_map(|l| Policy::first_match(&l.policy.ask_tools, tool, hook.input, hook.cwd));
             // A PermissionRequest is Claude Code's own question: no rule of ours asked it.
-            let rule = match (hook.event, ask) {
-                ("PreToolUse", None) => return Ok(Reply::none()),
-                ("PreToolUse", Some(rule)) => Some(rule.as_str()),
-                _ => None,
+            let rule = if hook.event == "PreToolUse" {
+                let ask = rules.iter().find_map(|l| {
+                    Policy::first_match(&l.policy.ask_tools, tool, hook.input, hook.cwd)
+                });
+                match ask {
+                    Some(rule) => Some(rule.as_str()),
+                    None => return Ok(Reply::none()),
+                }
+            } else {
+                None
             };
             if approvals::session_grant(db, hook.session, tool, rule)? {
                 return Ok(Reply::Now(answer::allow(

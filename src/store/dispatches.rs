@@ -45,17 +45,6 @@ pub struct Command {
     pub timeout_secs: Option<i64>,
 }
 
-/// `argv` with `{input}`, `{run_id}` and `{session_id}` replaced
-/// ([`crate::domain::command::resolve`]); an unknown placeholder is an error naming it.
-pub fn resolve(
-    argv: &[String],
-    input: &str,
-    run_id: &str,
-    session_id: &str,
-) -> Result<Vec<String>, String> {
-    crate::domain::command::resolve(argv, input, run_id, session_id)
-}
-
 /// The command of definition `definition`, checked: a 422 on `dispatch` when it has none
 /// or the stored one is not a non-empty array of strings.
 pub fn command_of<D: Database>(db: &D, definition: &Id) -> Result<Command, ApiError> {
@@ -102,7 +91,7 @@ pub fn queue<D: Database>(
     command: &Command,
     input: &str,
 ) -> Result<(), ApiError> {
-    let argv = resolve(&command.argv, input, &run.id, &run.session_id)
+    let argv = crate::domain::command::resolve(&command.argv, input, &run.id, &run.session_id)
         .map_err(|message| ApiError::validation("dispatch", message))?;
     let argv = serde_json::to_string(&argv)
         .map_err(|e| ApiError::internal(format!("cannot encode argv: {e}")))?;

@@ -123,9 +123,9 @@ fn placeholders_are_substituted_in_one_pass_and_unknown_ones_are_named() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let out = dispatches::resolve(&argv, "{session_id}", "R", "S").unwrap();
+    let out = crate::domain::command::resolve(&argv, "{session_id}", "R", "S").unwrap();
     assert_eq!(out, ["a{session_id}b", "RS", "{}", "{not closed", "x}"]);
-    let err = dispatches::resolve(&["{inputs}".into()], "", "R", "S").unwrap_err();
+    let err = crate::domain::command::resolve(&["{inputs}".into()], "", "R", "S").unwrap_err();
     assert!(err.contains("{inputs}"), "{err}");
 }
 
