@@ -1,12 +1,14 @@
 //! The API: one entry point, [`handle`], applying the cross-cutting rules in the contract's
 //! order (401, 404 route, 405, 413, 415, 400, 422, 404 id, 409), then the route's handler.
-//! Each Spin component calls it with its own [`Group`]; tests call it with an in-memory
-//! database. There is no other implementation of any endpoint.
+//! Each Spin component calls it with its own route group type ([`groups`]), so it links
+//! only that group's handlers; tests and the native server call it with [`Group`](crate::http::Group), which
+//! serves every route. There is no other implementation of any endpoint.
 
 mod admin;
 mod approvals;
 mod definitions;
 pub mod events;
+pub mod groups;
 mod logs;
 mod meta;
 pub mod openapi;
@@ -18,10 +20,11 @@ mod sessions;
 use crate::db::{autocommit_write, Connector, Database, DbError};
 use crate::domain::{Id, Page};
 use crate::error::{ApiError, ErrorCode};
-use crate::http::{auth, cors, Config, Group, JsonObject, Query, Request, Response, Route};
+use crate::http::{auth, cors, Config, JsonObject, Query, Request, Response, Route};
+use groups::RouteGroup;
 
 /// What a handler receives: the parsed query and, for POST/PUT/PATCH, the body object.
-pub(crate) struct Input {
+pub struct Input {
     pub query: Query,
     pub body: Option<JsonObject>,
 }
@@ -35,17 +38,17 @@ impl Input {
     }
 }
 
-/// What a request gets: a whole response, or a response head followed by a stream of
+/// What a request gets: a whole response, or a response head followed by a stream `S` of
 /// body chunks (the Server-Sent Events feed).
-pub enum Reply<C: Connector> {
+pub enum Reply<S> {
     Full(Response),
-    Stream(Response, events::EventStream<C>),
+    Stream(Response, S),
 }
 
 /// Answer one request for the routes of `group`, collecting a stream into the body (a
 /// stream ends by itself, so this always returns). Hosts that can stream use [`respond`].
-pub fn handle<C: Connector + Clone>(
-    group: Group,
+pub fn handle<G: RouteGroup, C: Connector + Clone>(
+    group: G,
     connector: &C,
     config: &Config,
     req: &Request,
@@ -62,12 +65,12 @@ pub fn handle<C: Connector + Clone>(
 }
 
 /// Answer one request for the routes of `group`.
-pub fn respond<C: Connector + Clone>(
-    group: Group,
+pub fn respond<G: RouteGroup, C: Connector + Clone>(
+    group: G,
     connector: &C,
     config: &Config,
     req: &Request,
-) -> Reply<C> {
+) -> Reply<G::Stream<C>> {
     let mut reply = if req.method == "OPTIONS" {
         // CORS preflights need no token and exist on every path.
         Reply::Full(cors::preflight(config, req))
@@ -100,18 +103,18 @@ fn error_response(err: &ApiError, allow: Option<&str>) -> Response {
     }
 }
 
-fn route<C: Connector + Clone>(
-    group: Group,
+fn route<G: RouteGroup, C: Connector + Clone>(
+    group: G,
     connector: &C,
     config: &Config,
     req: &Request,
-) -> Result<Reply<C>, ApiError> {
+) -> Result<Reply<G::Stream<C>>, ApiError> {
     // OTLP's /v1/... is ingest, behind the same token as /api.
     if req.path == "/api" || req.path.starts_with("/api/") || req.path.starts_with("/v1/") {
         auth::check(config, req)?;
     }
     let route = Route::resolve(&req.path)
-        .filter(|r| r.group() == group)
+        .filter(|r| group.serves(r))
         .ok_or_else(|| ApiError::not_found(format!("no route for {}", req.path)))?;
     if !route.methods().contains(&req.method.as_str()) {
         let allow = route.methods().join(", ");
@@ -147,74 +150,7 @@ fn route<C: Connector + Clone>(
     };
     // Query and body rules are checked before the database is touched: a rejected request
     // costs no connection and changes nothing.
-    let response = match route {
-        Route::EventsStream => {
-            let (head, stream) = events::stream(connector, config, req, &input)?;
-            return Ok(Reply::Stream(head, stream));
-        }
-        Route::Health => meta::health(connector),
-        Route::OpenApi => Ok(meta::openapi()),
-        Route::Events => events::poll(connector, &input),
-        Route::RunnerClaim => runner::claim(connector, config, &input),
-        Route::EventsSnapshot => events::snapshot(connector),
-        Route::AdminPrune => admin::prune(connector, config, &input),
-        Route::OtlpLogs | Route::OtlpTraces | Route::OtlpMetrics => {
-            use crate::ingest::otlp::Signal;
-            let signal = match route {
-                Route::OtlpLogs => Signal::Logs,
-                Route::OtlpTraces => Signal::Traces,
-                _ => Signal::Metrics,
-            };
-            crate::ingest::otlp_export(
-                signal,
-                || crate::migrations::open(connector).map_err(ApiError::from),
-                config,
-                req,
-            )
-        }
-        Route::IngestClaudeCode => crate::ingest::claude_code(
-            &|| crate::migrations::open(connector).map_err(ApiError::from),
-            // A held hook's checks are single reads: no connection pragmas needed.
-            &|| connector.connect().map_err(ApiError::from),
-            config,
-            req,
-            &input.query,
-            input.body()?,
-        ),
-        _ => {
-            let open = || crate::migrations::open(connector).map_err(ApiError::from);
-            match (&route, req.method.as_str()) {
-                (Route::Agents, "GET") => definitions::list(open, &input),
-                (Route::Agents, "POST") => definitions::create(open, &input),
-                (Route::Agent(id), "GET") => definitions::get(open, id),
-                (Route::Agent(id), "PUT") => definitions::update(open, id, &input),
-                (Route::Agent(id), "DELETE") => definitions::delete(open, id),
-                (Route::Runs, "GET") => runs::list(open, &input),
-                (Route::Runs, "POST") => runs::create(open, &input),
-                (Route::Run(id), "GET") => runs::get(open, id),
-                (Route::Run(id), "PATCH") => runs::update(open, id, &input),
-                (Route::Run(id), "DELETE") => runs::delete(open, id),
-                (Route::Prompts, "GET") => prompts::list(open, &input),
-                (Route::Prompts, "POST") => prompts::create(open, &input),
-                (Route::Prompt(id), "GET") => prompts::get(open, id),
-                (Route::Prompt(id), "PATCH") => prompts::update(open, id, &input),
-                (Route::Logs, "GET") => logs::list(open, &input),
-                (Route::Logs, "POST") => logs::create(open, &input),
-                (Route::Stats, "GET") => runs::stats(open),
-                (Route::Approvals, "GET") => approvals::list(open, &input),
-                (Route::Approval(id), "GET") => approvals::get(open, id),
-                (Route::ApprovalDecision(id), "POST") => approvals::decide(open, id, &input),
-                (Route::RunMessages(id), "POST") => approvals::follow_up(open, id, &input),
-                (Route::Sessions, "GET") => sessions::list(open, &input),
-                (Route::Session(id), "GET") => sessions::get(open, id),
-                (Route::RunnerHeartbeat(id), "POST") => runner::heartbeat(open, config, id, &input),
-                (Route::RunnerOutput(id), "POST") => runner::output(open, config, id, &input),
-                (Route::RunnerExit(id), "POST") => runner::exit(open, id, &input),
-                _ => Err(ApiError::internal("route table and dispatch disagree")),
-            }
-        }
-    };
-    response.map(Reply::Full)
+    group.dispatch(&route, connector, config, req, &input)
 }
 
 /// Check size (413), media type (415) and syntax (400) of a request body, in that order.
