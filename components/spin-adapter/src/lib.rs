@@ -2,15 +2,17 @@
 //! [`Database`] trait over `spin:sqlite/sqlite@3.0.0`, the app's configuration from Spin
 //! variables, and Spin's request/response types to the core's.
 //!
-//! Components stay a few lines: they name their route group and call [`serve`].
+//! Components stay a few lines: they name their route group's type and call [`serve`],
+//! which is generic over it so that each component links only its own group's handlers.
 //!
 //! It also sets the components' global allocator ([`arena`]): a Spin instance lives
 //! for one request, so most memory is better bump-allocated and never freed.
 
 use futures::SinkExt;
+use orchestrator_core::api::groups::RouteGroup;
 use orchestrator_core::api::Reply;
 use orchestrator_core::db::{Connector, Database, DbError, DbErrorKind, Rows, Value};
-use orchestrator_core::{Config, ErrorCode, Group, Request, Response};
+use orchestrator_core::{Config, ErrorCode, Request, Response};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::sqlite3;
 
@@ -83,9 +85,9 @@ pub fn config() -> Result<Config, String> {
     Config::from_variables(|name| spin_sdk::variables::get(name).ok())
 }
 
-/// Serve one request for the routes of `group`. A streaming reply (SSE) sends its head at
-/// once and each chunk as the core produces it.
-pub async fn serve(group: Group, req: IncomingRequest, out: ResponseOutparam) {
+/// Serve one request for the routes of `group` (a type of `orchestrator_core::api::groups`).
+/// A streaming reply (SSE) sends its head at once and each chunk as the core produces it.
+pub async fn serve<G: RouteGroup>(group: G, req: IncomingRequest, out: ResponseOutparam) {
     let config = match config() {
         Ok(config) => config,
         Err(message) => {
