@@ -13,16 +13,18 @@ use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use tokio::sync::{oneshot, watch};
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use super::body::{ClientInterest, GuardedBody};
-use super::outcome::{classify, json_response, log_outcome, Outcome};
+use super::outcome::{classify, log_outcome, Outcome, Refusal};
 use super::App;
 use crate::error::HostErrorKind;
+use crate::instance::PreparedComponent;
 use crate::limits::{Exceeded, RunLimits, RunMeter};
 use crate::outbound_http::{SelfHandler, SelfResponse};
+use crate::routing::RouteMatch;
 
 /// Answer one request and log it (one line at info).
 pub(super) async fn handle(
@@ -81,12 +83,12 @@ impl SelfHandler for App {
 }
 
 /// Route one request (a client's, or a component's request to its own app) and run its
-/// component within `limits`.
+/// component within `limits`: the response, and the component it went to (if any).
 async fn dispatch<B>(
     app: &App,
-    mut req: Request<B>,
+    req: Request<B>,
     client: SocketAddr,
-    mut kill: watch::Receiver<bool>,
+    kill: watch::Receiver<bool>,
     limits: RunLimits,
 ) -> (Response<HyperOutgoingBody>, Option<String>)
 where
@@ -94,26 +96,58 @@ where
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
     let dispatched = Instant::now();
-    let path = req.uri().path().to_string();
+    let (route, component) = match find_component(app, req.uri()) {
+        Ok(found) => found,
+        Err((refusal, id)) => return (refusal.answer(), id),
+    };
+    let id = component.id().to_string();
+    let response = async {
+        let req = for_component(req, &route, client)?;
+        let run = start_run(&component, req, kill, limits)?;
+        Ok::<_, Refusal>(run.response(&id, limits, dispatched).await)
+    }
+    .await
+    .unwrap_or_else(Refusal::answer);
+    (response, Some(id))
+}
+
+/// The route matching the request's path and its loaded component; or the refusal,
+/// with the component's id once the route named one.
+fn find_component(
+    app: &App,
+    uri: &Uri,
+) -> Result<(RouteMatch, Arc<PreparedComponent>), (Refusal, Option<String>)> {
+    let path = uri.path();
     // `*` (OPTIONS *) and authority-form targets (CONNECT) name no resource here.
     if !path.starts_with('/') {
         let message = format!(
             "the request target must be a path, not {:?}",
-            req.uri().to_string()
+            uri.to_string()
         );
-        return (json_response(HostErrorKind::BadRequest, &message), None);
+        return Err((Refusal::new(HostErrorKind::BadRequest, message), None));
     }
-    let Some(route) = app.router.route(&path) else {
+    let Some(route) = app.router.route(path) else {
         let message = format!("no route matches {path}");
-        return (json_response(HostErrorKind::NotFound, &message), None);
+        return Err((Refusal::new(HostErrorKind::NotFound, message), None));
     };
     let id = route.component_id().to_string();
-    let Some(component) = app.components.get(&id).cloned() else {
-        let message = format!("component `{id}` is not loaded");
-        return (json_response(HostErrorKind::Internal, &message), Some(id));
-    };
+    match app.components.get(&id).cloned() {
+        Some(component) => Ok((route, component)),
+        None => {
+            let message = format!("component `{id}` is not loaded");
+            Err((Refusal::new(HostErrorKind::Internal, message), Some(id)))
+        }
+    }
+}
 
-    // Spin's headers, and an absolute URI (WASI HTTP needs the authority).
+/// The request as the component sees it: Spin's `spin-*` headers added, and an absolute
+/// URI (WASI HTTP needs the authority).
+fn for_component<B>(
+    mut req: Request<B>,
+    route: &RouteMatch,
+    client: SocketAddr,
+) -> Result<Request<B>, Refusal> {
+    let path = req.uri().path().to_string();
     let host = req
         .headers()
         .get(HOST)
@@ -143,22 +177,43 @@ where
                 .authority("localhost")
                 .path_and_query(path_and_query.as_str())
                 .build()
-        });
-    match uri {
-        Ok(uri) => *req.uri_mut() = uri,
+        })
         // The target came from the client: its fault, not the host's.
-        Err(e) => {
-            let message = format!("bad request target: {e}");
-            return (json_response(HostErrorKind::BadRequest, &message), Some(id));
-        }
-    }
+        .map_err(|e| {
+            Refusal::new(
+                HostErrorKind::BadRequest,
+                format!("bad request target: {e}"),
+            )
+        })?;
+    *req.uri_mut() = uri;
+    Ok(req)
+}
 
+/// A guest run under way: where its response head arrives, how it ended, and the
+/// client's interest in it.
+struct Run {
+    head: oneshot::Receiver<Result<Response<HyperOutgoingBody>, ErrorCode>>,
+    outcome: oneshot::Receiver<Outcome>,
+    interest: ClientInterest,
+}
+
+/// Start `component` on `req` in a fresh instance on one of tokio's blocking threads.
+fn start_run<B>(
+    component: &PreparedComponent,
+    req: Request<B>,
+    mut kill: watch::Receiver<bool>,
+    limits: RunLimits,
+) -> Result<Run, Refusal>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
     // The client's interest in the run: `interest` lives in this future until the head
     // arrives, then in the response body. Hyper drops this future when the client
     // disconnects before the head (a long-poll given up on), and drops the body
     // unfinished when it leaves mid-stream (an SSE client gone): either way the run
     // ends instead of holding its instance, thread and connections to the deadline.
-    let (mut interest, client_gone) = ClientInterest::new();
+    let (interest, client_gone) = ClientInterest::new();
     let meter = Arc::new(RunMeter::new(limits));
     // SQLite statements run inline on the guest's thread, where the `select!` below
     // cannot end them: the binding asks this between steps of a long statement and
@@ -178,22 +233,19 @@ where
     };
     let mut store = component.new_store(meter.clone(), stop_sqlite);
     let (head_tx, head_rx) = oneshot::channel();
-    let handles = store
+    let (wasi_req, outparam) = store
         .data_mut()
         .http()
         .new_incoming_request(Scheme::Http, req)
-        .and_then(|r| Ok((r, store.data_mut().http().new_response_outparam(head_tx)?)));
-    let (wasi_req, outparam) = match handles {
-        Ok(h) => h,
-        Err(e) => {
+        .and_then(|r| Ok((r, store.data_mut().http().new_response_outparam(head_tx)?)))
+        .map_err(|e| {
             let message = format!("cannot pass the request to the component: {e}");
-            return (json_response(HostErrorKind::Internal, &message), Some(id));
-        }
-    };
+            Refusal::new(HostErrorKind::Internal, message)
+        })?;
 
     let (outcome_tx, outcome_rx) = oneshot::channel();
     let pre = component.pre().clone();
-    let task_component = id.clone();
+    let task_component = component.id().to_string();
     let guest = async move {
         let run = async {
             let proxy = pre.instantiate_async(&mut store).await?;
@@ -230,67 +282,54 @@ where
     drop(tokio::task::spawn_blocking(move || {
         crate::sqlite::run_marked_blocking(|| runtime.block_on(guest))
     }));
+    Ok(Run {
+        head: head_rx,
+        outcome: outcome_rx,
+        interest,
+    })
+}
 
-    let response = match head_rx.await {
-        Ok(Ok(head)) => {
-            let length = head
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            head.map(|body| {
-                GuardedBody {
-                    inner: body,
-                    outcome: Some(outcome_rx),
-                    interest: Some(interest.headed(length)),
-                }
-                .boxed_unsync()
-            })
+impl Run {
+    /// The component's response head with its body streaming on; or, when the run
+    /// ended without one, the host's answer saying why.
+    async fn response(
+        self,
+        id: &str,
+        limits: RunLimits,
+        dispatched: Instant,
+    ) -> Response<HyperOutgoingBody> {
+        let Run {
+            head,
+            outcome,
+            mut interest,
+        } = self;
+        match head.await {
+            Ok(Ok(head)) => {
+                let length = head
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                head.map(|body| {
+                    GuardedBody {
+                        inner: body,
+                        outcome: Some(outcome),
+                        interest: Some(interest.headed(length)),
+                    }
+                    .boxed_unsync()
+                })
+            }
+            Ok(Err(code)) => {
+                // An error instead of a response: what the run does next is its own.
+                interest.keep();
+                let message = format!("component `{id}` failed to respond: {code:?}");
+                Refusal::new(HostErrorKind::Internal, message).answer()
+            }
+            // The outparam was dropped unset: the run is over; ask it why.
+            Err(_) => {
+                let wall = limits.wall_at.saturating_duration_since(dispatched);
+                Refusal::without_response(id, outcome.await.ok(), wall).answer()
+            }
         }
-        Ok(Err(code)) => {
-            // An error instead of a response: what the run does next is its own.
-            interest.keep();
-            let message = format!("component `{id}` failed to respond: {code:?}");
-            json_response(HostErrorKind::Internal, &message)
-        }
-        // The outparam was dropped unset: the run is over; ask it why.
-        Err(_) => match outcome_rx.await {
-            Ok(Outcome::Timeout(exceeded)) => {
-                let message = match exceeded {
-                    Exceeded::RunTime(limit) => format!(
-                        "component `{id}` did not respond within its run time of {:.1} s",
-                        limit.as_secs_f64()
-                    ),
-                    Exceeded::Wall => format!(
-                        "component `{id}` did not respond within {:.1} s",
-                        limits
-                            .wall_at
-                            .saturating_duration_since(dispatched)
-                            .as_secs_f64()
-                    ),
-                };
-                json_response(HostErrorKind::Timeout, &message)
-            }
-            Ok(Outcome::Failed { summary, .. }) => json_response(
-                HostErrorKind::Internal,
-                &format!("component `{id}` failed: {summary}"),
-            ),
-            Ok(Outcome::Unavailable(e)) => json_response(
-                HostErrorKind::Unavailable,
-                &format!("no capacity for component `{id}`: {e}"),
-            ),
-            Ok(Outcome::Killed) => {
-                json_response(HostErrorKind::Unavailable, "the server is shutting down")
-            }
-            // Only when the client left, which ends this future first: never sent.
-            Ok(Outcome::Abandoned) => {
-                json_response(HostErrorKind::Unavailable, "the client went away")
-            }
-            Ok(Outcome::Ok) | Err(_) => json_response(
-                HostErrorKind::Internal,
-                &format!("component `{id}` returned without sending a response"),
-            ),
-        },
-    };
-    (response, Some(id))
+    }
 }

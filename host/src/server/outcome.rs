@@ -1,6 +1,8 @@
 //! How a guest run ended, what the log says of it, and the error answers the host
 //! sends on its own.
 
+use std::time::Duration;
+
 use http::Response;
 use http_body_util::{BodyExt, Full};
 use wasmtime::Trap;
@@ -29,9 +31,63 @@ pub(super) enum Outcome {
     Abandoned,
 }
 
-pub(super) fn json_response(kind: HostErrorKind, message: &str) -> Response<HyperOutgoingBody> {
-    error_response(kind, message)
-        .map(|b| Full::new(b).map_err(|never| match never {}).boxed_unsync())
+/// An answer the host makes on its own: what went wrong, and the message for the
+/// client.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    kind: HostErrorKind,
+    message: String,
+}
+
+impl Refusal {
+    pub(super) fn new(kind: HostErrorKind, message: impl Into<String>) -> Self {
+        Refusal {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Why a run of component `id` ended without sending a response head: `outcome` is
+    /// how it ended (`None` if that was never said), `wall` its wall limit.
+    pub(super) fn without_response(id: &str, outcome: Option<Outcome>, wall: Duration) -> Self {
+        use HostErrorKind::{Internal, Timeout, Unavailable};
+        match outcome {
+            Some(Outcome::Timeout(Exceeded::RunTime(limit))) => Refusal::new(
+                Timeout,
+                format!(
+                    "component `{id}` did not respond within its run time of {:.1} s",
+                    limit.as_secs_f64()
+                ),
+            ),
+            Some(Outcome::Timeout(Exceeded::Wall)) => Refusal::new(
+                Timeout,
+                format!(
+                    "component `{id}` did not respond within {:.1} s",
+                    wall.as_secs_f64()
+                ),
+            ),
+            Some(Outcome::Failed { summary, .. }) => {
+                Refusal::new(Internal, format!("component `{id}` failed: {summary}"))
+            }
+            Some(Outcome::Unavailable(e)) => Refusal::new(
+                Unavailable,
+                format!("no capacity for component `{id}`: {e}"),
+            ),
+            Some(Outcome::Killed) => Refusal::new(Unavailable, "the server is shutting down"),
+            // Only when the client left, which ends the request first: never sent.
+            Some(Outcome::Abandoned) => Refusal::new(Unavailable, "the client went away"),
+            Some(Outcome::Ok) | None => Refusal::new(
+                Internal,
+                format!("component `{id}` returned without sending a response"),
+            ),
+        }
+    }
+
+    /// The response to send.
+    pub(super) fn answer(self) -> Response<HyperOutgoingBody> {
+        error_response(self.kind, &self.message)
+            .map(|b| Full::new(b).map_err(|never| match never {}).boxed_unsync())
+    }
 }
 
 pub(super) fn classify(e: wasmtime::Error, meter: &RunMeter) -> Outcome {
