@@ -1,10 +1,10 @@
 //! Composition of the capabilities into one store: the per-instance state, the
 //! linker, and components compiled and pre-instantiated once at start-up.
 //!
-//! This is the only module that knows every capability; each capability module
-//! (`sqlite`, `variables`, WASI, WASI HTTP) only sees its own slice of the state.
+//! Every component gets WASI p2 and WASI HTTP p2 from here; everything else it may
+//! import comes from the capabilities (see [`crate::capability`]), which this module
+//! goes through without naming any of them.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
@@ -12,28 +12,27 @@ use std::time::SystemTime;
 use anyhow::{anyhow, Result};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::capability::{
+    AppCapabilities, ComponentCapabilities, InstanceCapabilities, InstanceContext,
+};
 use crate::compile_cache::{CacheOutcome, Loaded};
 use crate::diag::one_line;
-use crate::key_value::{self, KeyValueCtx, KeyValueView};
 use crate::limits::RunMeter;
-use crate::outbound_http::{OutboundConfig, OutboundHttp};
-use crate::sqlite::{self, Databases, SqliteCtx, SqliteView, StopCheck};
-use crate::variables::{self, ComponentVariables};
+use crate::sqlite::StopCheck;
 
 /// Everything one instance (one request) owns. Dropping it (with its store) drops the
 /// instance's resources, which returns pinned SQLite connections to their pools.
 pub struct HostState {
-    table: ResourceTable,
+    /// The instance's resources, shared by every binding.
+    pub(crate) table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: OutboundHttp,
-    sqlite: SqliteCtx,
-    variables: ComponentVariables,
-    key_value: KeyValueCtx,
+    /// Each capability's state for this instance.
+    pub(crate) capabilities: InstanceCapabilities,
 }
 
 impl WasiView for HostState {
@@ -50,29 +49,18 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.hooks,
+            hooks: &mut self.capabilities.outbound_http,
         }
     }
 }
 
 /// A linker with everything a Spin HTTP component may import here: WASI p2, WASI
-/// HTTP p2, both SQLite interfaces and `fermyon:spin/variables`.
+/// HTTP p2, and every capability's interfaces.
 pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(to_anyhow)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(to_anyhow)?;
-    sqlite::add_to_linker(&mut linker, |s: &mut HostState| SqliteView {
-        ctx: &mut s.sqlite,
-        table: &mut s.table,
-    })
-    .map_err(to_anyhow)?;
-    variables::add_to_linker(&mut linker, |s: &mut HostState| &mut s.variables)
-        .map_err(to_anyhow)?;
-    key_value::add_to_linker(&mut linker, |s: &mut HostState| KeyValueView {
-        ctx: &s.key_value,
-        table: &mut s.table,
-    })
-    .map_err(to_anyhow)?;
+    AppCapabilities::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -85,24 +73,14 @@ pub(crate) fn to_anyhow(e: wasmtime::Error) -> anyhow::Error {
 pub struct InstanceSettings {
     /// Environment variables (`[component.X] environment`).
     pub environment: Vec<(String, String)>,
-    /// All the host's databases.
-    pub databases: Arc<Databases>,
-    /// Labels this component may open (`sqlite_databases`).
-    pub allowed_databases: HashSet<String>,
-    /// The component's rendered variables.
-    pub variables: ComponentVariables,
     /// Where core modules converted to components are kept
     /// ([`crate::componentize::cache_dir`]).
     pub componentize_cache: PathBuf,
     /// Where compiled components are kept between starts ([`crate::compile_cache`]);
     /// `None` compiles every start.
     pub compile_cache: Option<PathBuf>,
-    /// Its outbound HTTP allow-list.
-    pub outbound: Arc<OutboundConfig>,
-    /// Its access to the key-value stores.
-    pub key_value: KeyValueCtx,
-    /// Its read-only `files` mounts (and the staging directory they may point into).
-    pub files: crate::files::Files,
+    /// Every capability's state for this component.
+    pub(crate) capabilities: ComponentCapabilities,
 }
 
 /// A component compiled and pre-instantiated once; [`PreparedComponent::new_store`]
@@ -112,12 +90,7 @@ pub struct PreparedComponent {
     source: PathBuf,
     pre: ProxyPre<HostState>,
     environment: Arc<Vec<(String, String)>>,
-    databases: Arc<Databases>,
-    allowed_databases: Arc<HashSet<String>>,
-    variables: ComponentVariables,
-    outbound: Arc<OutboundConfig>,
-    key_value: KeyValueCtx,
-    files: Arc<crate::files::Files>,
+    capabilities: ComponentCapabilities,
     compiled: CacheOutcome,
     cache_file: Option<PathBuf>,
 }
@@ -167,12 +140,7 @@ impl PreparedComponent {
             source: source.to_path_buf(),
             pre,
             environment: Arc::new(settings.environment),
-            databases: settings.databases,
-            allowed_databases: Arc::new(settings.allowed_databases),
-            variables: settings.variables,
-            outbound: settings.outbound,
-            key_value: settings.key_value,
-            files: Arc::new(settings.files),
+            capabilities: settings.capabilities,
             compiled: loaded.outcome,
             cache_file: loaded.file,
         })
@@ -204,8 +172,8 @@ impl PreparedComponent {
     }
 
     /// A fresh store for one request: its own WASI context (stdio inherited, the
-    /// component's environment, no network), SQLite access limited to the
-    /// component's databases, and guest code that yields to the async runtime every
+    /// component's environment, no network), each capability's instance state, and
+    /// guest code that yields to the async runtime every
     /// epoch tick and traps once `meter` says either of the run's limits has passed (see
     /// [`crate::limits`]).
     /// `stop_sqlite` says when a running SQLite statement must be interrupted (see
@@ -214,22 +182,17 @@ impl PreparedComponent {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         wasi.envs(&self.environment);
-        for mount in &self.files.mounts {
-            // Checked to be a directory at start; if it has gone since, the guest
-            // just doesn't see it (its reads fail), the request still runs.
-            if let Err(e) = wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly) {
-                tracing::warn!(component = %self.id, dir = %mount.host.display(), "cannot mount files: {e}");
-            }
-        }
+        let capabilities = self.capabilities.new_instance(&mut InstanceContext {
+            component_id: &self.id,
+            meter: &meter,
+            stop_sqlite: &stop_sqlite,
+            wasi: &mut wasi,
+        });
         let state = HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHttp::new(self.outbound.clone(), meter.clone()),
-            sqlite: SqliteCtx::new(self.databases.clone(), self.allowed_databases.clone())
-                .with_stop(stop_sqlite),
-            variables: self.variables.clone(),
-            key_value: self.key_value.clone(),
+            capabilities,
         };
         let mut store = Store::new(self.pre.engine(), state);
         // Every epoch tick, a running guest yields to the async runtime, and traps

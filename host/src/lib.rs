@@ -5,13 +5,18 @@
 //! binds the listener; [`Host::serve`] answers requests until told to stop. Each
 //! request runs in a fresh instance, as in Spin.
 //!
-//! The crate is split by capability, like Spin's factors: [`manifest`],
-//! [`runtime_config`], [`routing`], [`sqlite`], [`variables`], [`server`] and
-//! [`error`]; `instance` composes them into one store, and this file wires
-//! configuration into them. Nothing here knows about any particular application.
+//! The crate is split by capability, like Spin's factors: [`sqlite`], [`key_value`],
+//! [`variables`], [`outbound_http`] and [`files`] each own their runtime-config section,
+//! their state and their binding, behind the one trait in `capability`, which
+//! `instance` (the per-request store) and [`Host::start`] go through. Beside them:
+//! [`manifest`] and [`runtime_config`] (the files an app is described by), [`routing`],
+//! [`server`] (accept loop, dispatch, body plumbing, error answers), [`error`] and
+//! [`limits`]. This file holds the public entry and wires the rest; nothing here knows
+//! about any particular application.
 
 #![warn(missing_docs)]
 
+mod capability;
 pub mod compile_cache;
 mod componentize;
 pub mod conn_limit;
@@ -31,26 +36,26 @@ pub mod server;
 pub mod sqlite;
 pub mod variables;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 
 pub use engine::shared_engine;
 pub use instance::PreparedComponent;
 pub use sqlite::Synchronous;
 
+use capability::{AppCapabilities, AppContext, ComponentContext};
 use diag::one_line;
 use instance::InstanceSettings;
 use manifest::Manifest;
 use routing::Router;
+use runtime_config::LibsqlConfig;
 use runtime_config::RuntimeConfig;
-use runtime_config::{LibsqlConfig, SqliteDatabase};
-use sqlite::{Databases, Pool, PoolOptions, RemotePool};
 use variables::AppVariables;
 
 /// Default instance slots ([`HostConfig::max_instances`]): room for a few hundred held
@@ -182,9 +187,7 @@ pub struct Host {
     app: Arc<server::App>,
     routes: Vec<(String, String)>,
     compiled: Vec<(String, compile_cache::CacheOutcome)>,
-    databases: Arc<Databases>,
-    /// The libSQL servers by label (with their tokens), for [`Host::libsql_databases`].
-    libsql_configs: BTreeMap<String, LibsqlConfig>,
+    capabilities: AppCapabilities,
     shutdown_grace: Duration,
 }
 
@@ -231,7 +234,9 @@ impl Host {
     /// `(label, file)` for every open database, sorted by label.
     pub fn databases(&self) -> Vec<(String, PathBuf)> {
         let mut out: Vec<(String, PathBuf)> = self
-            .databases
+            .capabilities
+            .sqlite
+            .databases()
             .pools()
             .map(|p| (p.label().to_string(), p.path().to_path_buf()))
             .collect();
@@ -241,24 +246,21 @@ impl Host {
 
     /// `(label, server)` for every libSQL database, sorted by label.
     pub fn libsql_databases(&self) -> Vec<(String, LibsqlConfig)> {
-        self.libsql_configs
+        self.capabilities
+            .sqlite
+            .libsql()
             .iter()
             .map(|(label, server)| (label.clone(), server.clone()))
             .collect()
     }
 
     /// Serve until `shutdown` resolves; then stop accepting, let in-flight requests
-    /// finish within `shutdown_grace`, end the rest, and close the database pools
-    /// (waiting a bounded time for connections still in use).
+    /// finish within `shutdown_grace`, end the rest, and close the capabilities (the
+    /// database pools wait a bounded time for connections still in use).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         tracing::info!(addr = %self.local_addr, "serving");
         server::serve(self.listener, self.app, self.shutdown_grace, shutdown).await;
-        for pool in self.databases.pools() {
-            pool.close(Duration::from_secs(5)).await;
-        }
-        for pool in self.databases.remote_pools() {
-            pool.close(Duration::from_secs(5)).await;
-        }
+        self.capabilities.close().await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -271,23 +273,23 @@ async fn start(config: HostConfig) -> Result<Host> {
         None => RuntimeConfig::default(),
     };
     let app_variables = AppVariables::resolve(&manifest.variables, &config.variables)?;
+    let capabilities = AppCapabilities::configure(&AppContext {
+        config: &config,
+        manifest: &manifest,
+        runtime_config: &runtime_config,
+        variables: &app_variables,
+    })
+    .await?;
 
     // Routed components are the ones that get loaded; the others are only validated.
     let routes = manifest.routes();
     let routed: BTreeSet<&str> = routes.iter().map(|(_, c)| c.as_str()).collect();
-
-    let (databases, libsql_configs) = open_databases(&config, &manifest, &runtime_config).await?;
-    let key_value_stores = Arc::new(open_key_value_stores(&manifest, &runtime_config)?);
-
     let engine = shared_engine(config.max_instances)?;
     let linker = instance::linker(&engine)?;
-    // Filled in once the app is built: what serves the components' requests to it.
-    let self_handler: outbound_http::SelfSlot = Arc::new(std::sync::OnceLock::new());
     let compile_cache_dir = config.compile_cache.dir(&manifest.dir);
     let loading = std::time::Instant::now();
     let mut components = HashMap::new();
     for (id, component) in &manifest.components {
-        let variables = app_variables.component_values(id, &component.variables)?;
         if !routed.contains(id.as_str()) {
             continue;
         }
@@ -297,30 +299,13 @@ async fn start(config: HostConfig) -> Result<Host> {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            databases: databases.clone(),
-            allowed_databases: component.sqlite_databases.iter().cloned().collect(),
-            variables,
             componentize_cache: componentize::cache_dir(&manifest.dir),
             compile_cache: compile_cache_dir.clone(),
-            outbound: Arc::new(outbound_http::OutboundConfig {
-                component: id.clone(),
-                allowed: outbound_http::AllowedHosts::parse(
-                    &component.allowed_outbound_hosts,
-                    |name| app_variables.get(name).map(str::to_string),
-                )
-                .map_err(|e| anyhow!("component `{id}`: {e}"))?,
-                self_handler: self_handler.clone(),
-            }),
-            key_value: key_value::KeyValueCtx::new(
-                key_value_stores.clone(),
-                Arc::new(component.key_value_stores.iter().cloned().collect()),
-            ),
-            files: files::mounts(
+            capabilities: capabilities.prepare_component(&ComponentContext {
                 id,
-                &manifest.dir,
-                &component.files,
-                &component.exclude_files,
-            )?,
+                component,
+                manifest_dir: &manifest.dir,
+            })?,
         };
         let prepared =
             PreparedComponent::prepare(&engine, &linker, id, &component.source, settings).await?;
@@ -360,15 +345,14 @@ async fn start(config: HostConfig) -> Result<Host> {
         self_authority,
     });
     let weak: std::sync::Weak<dyn outbound_http::SelfHandler> = Arc::downgrade(&app) as _;
-    let _ = self_handler.set(weak);
+    let _ = capabilities.outbound_http.self_slot().set(weak);
     Ok(Host {
         listener,
         local_addr,
         app,
         routes,
         compiled,
-        databases,
-        libsql_configs,
+        capabilities,
         shutdown_grace: config.shutdown_grace,
     })
 }
@@ -429,97 +413,4 @@ async fn compiled_summary(
         }
     }
     compiled
-}
-
-/// Decide where each database lives and open the pools.
-///
-/// A label is configured if the runtime config or an override names it (`default`
-/// always is, at `.spin/sqlite_db.db` next to the manifest unless configured
-/// otherwise). A component listing an unconfigured label is a start-up error, as in
-/// Spin. Pools are opened for labels some component uses and for labels configured
-/// explicitly; a configured label no component lists can never be opened anyway.
-async fn open_databases(
-    config: &HostConfig,
-    manifest: &Manifest,
-    runtime_config: &RuntimeConfig,
-) -> Result<(Arc<Databases>, BTreeMap<String, LibsqlConfig>)> {
-    let mut targets: BTreeMap<String, SqliteDatabase> = runtime_config.sqlite_databases.clone();
-    for (label, path) in &config.sqlite_path_overrides {
-        if config.sqlite_libsql_overrides.contains_key(label) {
-            bail!("database `{label}` is given both a file and a libSQL server; give one");
-        }
-        targets.insert(label.clone(), SqliteDatabase::File(path.clone()));
-    }
-    for (label, remote) in &config.sqlite_libsql_overrides {
-        targets.insert(label.clone(), SqliteDatabase::Libsql(remote.clone()));
-    }
-    let mut configured: HashSet<String> = targets.keys().cloned().collect();
-    configured.insert("default".to_string());
-
-    let mut used: BTreeSet<String> = targets.keys().cloned().collect();
-    for (id, component) in &manifest.components {
-        for label in &component.sqlite_databases {
-            if !configured.contains(label) {
-                bail!(
-                    "component `{id}` uses SQLite database `{label}`, which is not configured (add [sqlite_database.{label}] to the runtime config)"
-                );
-            }
-            used.insert(label.clone());
-        }
-    }
-
-    let options = PoolOptions {
-        size: config.sqlite_pool_size.max(1),
-        wait: config.sqlite_pool_wait,
-        busy_timeout: config.sqlite_busy_timeout,
-        synchronous: config.sqlite_synchronous,
-    };
-    let mut pools = HashMap::new();
-    let mut remote = HashMap::new();
-    let mut libsql_configs = BTreeMap::new();
-    for label in used {
-        match targets.get(&label) {
-            Some(SqliteDatabase::Libsql(server)) => {
-                let pool = RemotePool::open(&label, server, &options).await?;
-                tracing::debug!(database = %label, url = %server.url, "libSQL database reachable");
-                libsql_configs.insert(label.clone(), server.clone());
-                remote.insert(label, pool);
-            }
-            file => {
-                let path = match file {
-                    Some(SqliteDatabase::File(path)) => path.clone(),
-                    _ => runtime_config::default_database_path(&manifest.dir),
-                };
-                let pool = Pool::open(&label, &path, options.clone()).await?;
-                tracing::debug!(database = %label, path = %path.display(), "database open");
-                pools.insert(label, pool);
-            }
-        }
-    }
-    let databases = Databases::new(pools, configured).with_remote(remote);
-    Ok((Arc::new(databases), libsql_configs))
-}
-
-/// Open the key-value stores some component lists: `default` at Spin's
-/// `.spin/sqlite_key_value.db` unless the runtime config moves it, any other label
-/// only if the runtime config has `[key_value_store.<label>]` (a start-up error
-/// otherwise, as in Spin). Nothing is opened for an app that uses none.
-fn open_key_value_stores(
-    manifest: &Manifest,
-    runtime_config: &RuntimeConfig,
-) -> Result<key_value::Stores> {
-    let mut used = BTreeMap::new();
-    for (id, component) in &manifest.components {
-        for label in &component.key_value_stores {
-            let path = match runtime_config.key_value_stores.get(label) {
-                Some(path) => path.clone(),
-                None if label == "default" => key_value::default_store_path(&manifest.dir),
-                None => bail!(
-                    "component `{id}` uses key-value store `{label}`, which is not configured (add [key_value_store.{label}] to the runtime config)"
-                ),
-            };
-            used.insert(label.clone(), path);
-        }
-    }
-    key_value::Stores::open(used)
 }

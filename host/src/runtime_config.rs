@@ -1,16 +1,13 @@
-//! Spin runtime configuration (`runtime-config.toml`): where each SQLite database
-//! label lives.
+//! Spin runtime configuration (`runtime-config.toml`): the TOML entry point that
+//! reads the file and hands each section to the capability that owns it.
 //!
-//! Interpreted: `[sqlite_database.<label>]` with `type = "spin", path = "..."` (a local
-//! file) or `type = "libsql", url = "...", token = "..."` (a libSQL server, e.g. `sqld`
-//! or Turso), and `[key_value_store.<label>]` with `type = "spin", path = "..."`. Other
-//! sections (variable providers, ...) are ignored.
+//! Interpreted: `[sqlite_database.<label>]` (see [`crate::sqlite::config`]) and
+//! `[key_value_store.<label>]` (see [`crate::key_value::config`]). Other sections
+//! (variable providers, ...) are ignored.
 //!
 //! Relative paths resolve as Spin resolves them, which differs by section: a SQLite
-//! database `path` against the working directory of the process (Spin's SQLite resolver
-//! is handed `std::env::current_dir()`), a key-value store `path` against the runtime
-//! config file's directory. Backends this host cannot serve are a start-up error rather
-//! than a silent fallback to a local file.
+//! database `path` against the working directory of the process, a key-value store
+//! `path` against the runtime config file's directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,68 +15,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 
-/// Where Spin keeps the `default` database when the runtime config doesn't say:
-/// `.spin/sqlite_db.db` under the manifest's directory.
-pub fn default_database_path(manifest_dir: &Path) -> PathBuf {
-    manifest_dir.join(".spin").join("sqlite_db.db")
-}
-
-/// Where one SQLite database label lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SqliteDatabase {
-    /// A local file (`type = "spin"`), already resolved against the working directory.
-    File(PathBuf),
-    /// A libSQL server (`type = "libsql"`).
-    Libsql(LibsqlConfig),
-}
-
-/// A libSQL server: its URL and the bearer token sent with every request.
-#[derive(Clone, PartialEq, Eq)]
-pub struct LibsqlConfig {
-    /// `http://`, `https://` or `libsql://` (spoken as `https://`, as libSQL's clients do).
-    pub url: String,
-    /// Sent as `Authorization: Bearer <token>`; empty sends none (a server without auth).
-    pub token: String,
-}
-
-impl LibsqlConfig {
-    /// A checked config: the URL must be absolute with one of the schemes above.
-    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Result<LibsqlConfig> {
-        let url = url.into().trim().to_string();
-        if url.is_empty() {
-            bail!("the libSQL `url` is empty");
-        }
-        let scheme_ok = ["http://", "https://", "libsql://"]
-            .iter()
-            .any(|s| url.len() > s.len() && url[..s.len()].eq_ignore_ascii_case(s));
-        if !scheme_ok {
-            bail!("the libSQL `url` {url:?} must start with http://, https:// or libsql://");
-        }
-        url.parse::<http::Uri>()
-            .map_err(|e| anyhow!("the libSQL `url` {url:?} is not a valid URL: {e}"))?;
-        Ok(LibsqlConfig {
-            url,
-            token: token.into(),
-        })
-    }
-}
-
-/// The token never reaches logs or error messages.
-impl std::fmt::Debug for LibsqlConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LibsqlConfig")
-            .field("url", &self.url)
-            .field(
-                "token",
-                &if self.token.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .finish()
-    }
-}
+use crate::key_value::config::RawKeyValueStore;
+use crate::sqlite::config::RawSqliteDatabase;
+// Their home is the SQLite capability; re-exported where embedders first found them.
+pub use crate::sqlite::config::{default_database_path, LibsqlConfig, SqliteDatabase};
 
 /// A parsed runtime config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,16 +35,7 @@ struct RawRuntimeConfig {
     #[serde(default)]
     sqlite_database: BTreeMap<String, RawSqliteDatabase>,
     #[serde(default)]
-    key_value_store: BTreeMap<String, RawSqliteDatabase>,
-}
-
-#[derive(Deserialize)]
-struct RawSqliteDatabase {
-    #[serde(rename = "type")]
-    kind: String,
-    path: Option<String>,
-    url: Option<String>,
-    token: Option<String>,
+    key_value_store: BTreeMap<String, RawKeyValueStore>,
 }
 
 impl RuntimeConfig {
@@ -139,57 +69,21 @@ impl RuntimeConfig {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let invalid = |e: anyhow::Error| anyhow!("invalid runtime config {}: {e}", path.display());
-        let mut sqlite_databases = BTreeMap::new();
-        for (label, db) in raw.sqlite_database {
-            let section = format!("sqlite_database.{label}");
-            let resolved = sqlite_database(&section, db, cwd).map_err(invalid)?;
-            sqlite_databases.insert(label, resolved);
-        }
-        let mut key_value_stores = BTreeMap::new();
-        for (label, store) in raw.key_value_store {
-            let section = format!("key_value_store.{label}");
-            if store.kind != "spin" {
-                return Err(invalid(anyhow!(
-                    "[{section}] type = \"{}\" is not supported by this host (only \"spin\", a local file)",
-                    store.kind
-                )));
-            }
-            let resolved = file_path(&section, store.path, config_dir).map_err(invalid)?;
-            key_value_stores.insert(label, resolved);
-        }
         Ok(RuntimeConfig {
-            sqlite_databases,
-            key_value_stores,
+            sqlite_databases: crate::sqlite::config::parse_sections(raw.sqlite_database, cwd)
+                .map_err(invalid)?,
+            key_value_stores: crate::key_value::config::parse_sections(
+                raw.key_value_store,
+                config_dir,
+            )
+            .map_err(invalid)?,
         })
     }
 }
 
-fn sqlite_database(section: &str, db: RawSqliteDatabase, cwd: &Path) -> Result<SqliteDatabase> {
-    match db.kind.as_str() {
-        "spin" => {
-            if db.url.is_some() || db.token.is_some() {
-                bail!("[{section}] type = \"spin\" takes a `path`, not `url`/`token` (did you mean type = \"libsql\"?)");
-            }
-            Ok(SqliteDatabase::File(file_path(section, db.path, cwd)?))
-        }
-        "libsql" => {
-            if db.path.is_some() {
-                bail!("[{section}] type = \"libsql\" takes `url` and `token`, not a `path`");
-            }
-            let Some(url) = db.url else {
-                bail!("[{section}] type = \"libsql\" needs a `url` (e.g. \"https://<db>.turso.io\" or \"http://127.0.0.1:8080\")");
-            };
-            let config = LibsqlConfig::new(url, db.token.unwrap_or_default())
-                .map_err(|e| anyhow!("[{section}] {e}"))?;
-            Ok(SqliteDatabase::Libsql(config))
-        }
-        other => bail!(
-            "[{section}] type = \"{other}\" is not supported by this host (\"spin\", a local file, or \"libsql\", a libSQL server)"
-        ),
-    }
-}
-
-fn file_path(section: &str, path: Option<String>, base: &Path) -> Result<PathBuf> {
+/// `path` of section `[section]` resolved against `base`; required (in-memory
+/// databases are not supported). Shared by the sections that name a file.
+pub(crate) fn file_path(section: &str, path: Option<String>, base: &Path) -> Result<PathBuf> {
     match path {
         Some(p) if !p.is_empty() => Ok(base.join(p)),
         _ => bail!("[{section}] needs a `path` (in-memory databases are not supported)"),
@@ -333,13 +227,5 @@ url = "http://127.0.0.1:8080"
             assert!(e.contains("/c/rc.toml"), "{e}");
             assert!(!e.contains('\n'), "{e}");
         }
-    }
-
-    #[test]
-    fn default_path_is_spins() {
-        assert_eq!(
-            default_database_path(Path::new("/app")),
-            Path::new("/app/.spin/sqlite_db.db")
-        );
     }
 }

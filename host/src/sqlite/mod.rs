@@ -16,7 +16,9 @@
 //! ([`libsql`]): a connection pins one server-side stream, transactions span calls, an
 //! instance's end rolls back, every wait is bounded.
 
+pub(crate) mod capability;
 mod checkpoint;
+pub mod config;
 mod library_config;
 pub mod libsql;
 pub mod pool;

@@ -13,8 +13,11 @@
 //! blocks no async worker. One connection per file, behind a mutex: key-value calls
 //! are single short statements.
 
+pub(crate) mod capability;
+pub mod config;
+
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
@@ -34,11 +37,7 @@ mod bindings {
 
 use bindings::fermyon::spin::key_value as wit;
 
-/// Where Spin keeps the `default` key-value store: `.spin/sqlite_key_value.db` under
-/// the manifest's directory.
-pub fn default_store_path(manifest_dir: &Path) -> PathBuf {
-    manifest_dir.join(".spin").join("sqlite_key_value.db")
-}
+pub use config::default_store_path;
 
 /// One store file, shared by every instance.
 #[derive(Debug)]

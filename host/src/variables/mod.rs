@@ -8,6 +8,8 @@
 //! because every value source here is static, so a request never fails on a
 //! missing variable.
 
+pub(crate) mod capability;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

@@ -18,6 +18,8 @@
 //! resolves every guest path beneath its preopen, so nothing outside is reachable,
 //! `..` included.
 
+pub(crate) mod capability;
+
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
