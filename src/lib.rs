@@ -8,7 +8,8 @@
 //! - [`store`]: the SQL, one module per table.
 //! - [`http`]: request/response types and the cross-cutting rules (CORS, auth, parsing).
 //! - [`ingest`]: Claude Code hooks and OpenTelemetry mapped onto runs, prompts and logs.
-//! - [`api`]: the handlers and the one entry point, [`api::handle`].
+//! - [`api`]: the handlers and the one entry point, [`api::handle`], generic over the
+//!   route group ([`api::groups`]: one type per component, so each links only its own).
 //! - [`error`]: the error type and its JSON shape.
 
 pub mod api;
