@@ -19,6 +19,7 @@ pub mod prune;
 pub mod runner;
 pub mod settings;
 pub mod shutdown;
+pub mod sidecar;
 pub mod up;
 
 use std::process::ExitCode;
@@ -44,7 +45,7 @@ pub enum Command {
     /// Apply the database migrations natively and print the schema version.
     Migrate(migrate::MigrateArgs),
     /// Run only the WebSocket sidecar in front of an API base URL.
-    Sidecar(up::SidecarArgs),
+    Sidecar(sidecar::SidecarArgs),
     /// Apply retention now (RETENTION_DAYS) to DATABASE_PATH and print what it removed.
     Prune(prune::PruneArgs),
     /// Scaffold a new project that runs with `orchestrator up`.
@@ -64,7 +65,7 @@ pub fn main() -> ExitCode {
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(args))),
         Command::Build(args) => build::run(&args),
         Command::Migrate(args) => migrate::run(&args),
-        Command::Sidecar(args) => runtime().and_then(|rt| rt.block_on(up::run_sidecar(args))),
+        Command::Sidecar(args) => runtime().and_then(|rt| rt.block_on(sidecar::run(args))),
         Command::New(args) => new::run(&args),
         Command::Prune(args) => prune::run(&args),
         Command::Connect(args) => connect::run(&args),

@@ -1,4 +1,5 @@
-//! `orchestrator up` and `orchestrator sidecar`.
+//! `orchestrator up`: build (optionally), migrate, serve the API from `spin.toml`, and
+//! beside it the WebSocket sidecar and (with `--runner`) a runner.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -102,46 +103,6 @@ pub struct UpArgs {
     pub allow: crate::runner::AllowArgs,
     #[command(flatten)]
     pub feed: FeedArgs,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct SidecarArgs {
-    /// Base URL of the API to follow, e.g. http://127.0.0.1:8000.
-    #[arg(long)]
-    pub upstream: String,
-    /// Address to listen on (default 127.0.0.1:WEBSOCKET_PORT).
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
-    /// Seconds each upstream long-poll waits (1..=30); keep it under the API's request
-    /// deadline. A poll the deadline still ends (504) teaches the sidecar a shorter one.
-    #[arg(long, default_value_t = 25)]
-    pub upstream_wait: u64,
-    #[command(flatten)]
-    pub feed: FeedArgs,
-}
-
-impl FeedArgs {
-    fn allowed_origins(&self) -> Vec<String> {
-        let token = self.api_token.clone().unwrap_or_default();
-        let cors = self.cors_origins.clone();
-        let port = self.web_ui_port.to_string();
-        Config::from_variables(|name| match name {
-            "web_ui_port" => Some(port.clone()),
-            "cors_origins" => Some(cors.clone()),
-            "api_token" => Some(token.clone()),
-            _ => None,
-        })
-        .map(|c| c.allowed_origins)
-        .unwrap_or_default()
-    }
-
-    fn sidecar_config(&self, upstream: String, listen: SocketAddr) -> SidecarConfig {
-        let mut config = SidecarConfig::new(upstream, listen);
-        config.token = self.api_token.clone().filter(|t| !t.is_empty());
-        config.allowed_origins = self.allowed_origins();
-        config.heartbeat = Duration::from_secs(self.heartbeat_secs.max(1));
-        config
-    }
 }
 
 /// `--compile-cache` / `ORCHESTRATOR_COMPILE_CACHE`: unset or empty is the app's
@@ -307,9 +268,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let sidecar = if args.no_sidecar || !orchestrator {
         None
     } else {
-        raise_open_file_limit();
+        crate::sidecar::raise_open_file_limit();
         let listen = SocketAddr::new(addr.ip(), args.feed.websocket_port);
-        let mut config = args.feed.sidecar_config(format!("http://{addr}"), listen);
+        let mut config = crate::sidecar::config(&args.feed, format!("http://{addr}"), listen);
         // The long-poll ends by its own wait, under the host's deadline, not by a 504.
         config.poll_wait =
             SidecarConfig::poll_wait_within(Duration::from_secs(args.request_timeout_secs.max(1)));
@@ -343,31 +304,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
         runner.await??;
     }
     Ok(())
-}
-
-/// So that a thousand WebSocket clients fit: as far as the system allows.
-fn raise_open_file_limit() {
-    match orchestrator_sidecar::raise_open_file_limit() {
-        Ok(limit) => tracing::info!(limit, "open-file limit"),
-        Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
-    }
-}
-
-pub async fn run_sidecar(args: SidecarArgs) -> Result<()> {
-    raise_open_file_limit();
-    let listen = args.listen.unwrap_or(SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        args.feed.websocket_port,
-    ));
-    let mut config = args.feed.sidecar_config(args.upstream.clone(), listen);
-    config.poll_wait = Duration::from_secs(args.upstream_wait);
-    let sidecar = Sidecar::start(config).await?;
-    println!(
-        "WebSocket: ws://{}/ws/agent-status following {}",
-        sidecar.local_addr(),
-        args.upstream
-    );
-    sidecar.serve(Shutdown::on_signals().wait()).await
 }
 
 #[cfg(test)]
