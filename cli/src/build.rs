@@ -1,21 +1,22 @@
 //! `orchestrator build`: what `spin build` does, for hosts without the `spin` CLI.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use spin_host::manifest::Manifest;
 
+use crate::args::ManifestArgs;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct BuildArgs {
-    /// The application manifest.
-    #[arg(long = "from", short = 'f', default_value = "spin.toml")]
-    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub app: ManifestArgs,
 }
 
 pub fn run(args: &BuildArgs) -> Result<()> {
-    build(&args.manifest)
+    build(&args.app.manifest)
 }
 
 /// Make sure the wasm target is installed (a no-op when it is, or without rustup).

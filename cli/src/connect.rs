@@ -78,7 +78,7 @@ pub struct ConnectArgs {
     /// What to connect (only `claude-code` for now).
     pub tool: String,
     /// The API's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    #[arg(long, default_value = crate::args::DEFAULT_API_URL)]
     pub url: String,
     /// Print the settings for both files and the shell (the default).
     #[arg(long, conflicts_with = "write")]

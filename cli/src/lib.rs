@@ -9,7 +9,11 @@
 //! - `prune`: apply retention now.
 //! - `connect`: point a coding agent (Claude Code) at this backend.
 //! - `runner`: claim dispatched runs and run their commands (`--allow`ed programs only).
+//!
+//! One module per subcommand, each with its arguments and its `run`; the arguments
+//! several share, and every default, are in [`args`].
 
+pub mod args;
 pub mod build;
 pub mod connect;
 pub mod database;

@@ -1,39 +1,14 @@
 //! `orchestrator migrate`: the core's migrations runner, natively, on a local file or a
 //! libSQL server.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use orchestrator_core::db::native::NativeDatabase;
 use orchestrator_core::migrations;
 
+use crate::args::DatabaseArgs;
 use crate::database::Target;
-
-/// Which database a native command works on (shared by `migrate` and `prune`).
-#[derive(clap::Args, Debug, Clone)]
-pub struct DatabaseArgs {
-    /// The SQLite file (created with its folder if missing). Default:
-    /// data/orchestrator.db.
-    #[arg(long, env = "DATABASE_PATH")]
-    pub database_path: Option<PathBuf>,
-    /// A libSQL server (sqld, Turso) instead of a file: http://, https:// or libsql://.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// The libSQL server's auth token (sent as a bearer token).
-    #[arg(long, env = "DATABASE_TOKEN", hide_env_values = true)]
-    pub database_token: Option<String>,
-}
-
-impl DatabaseArgs {
-    pub fn target(&self) -> Result<Target> {
-        Target::from_args(
-            self.database_path.clone(),
-            self.database_url.clone(),
-            self.database_token.clone(),
-            crate::new::DEFAULT_DATABASE_PATH,
-        )
-    }
-}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct MigrateArgs {

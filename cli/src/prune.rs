@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use orchestrator_core::store::retention::{self, Pacing, Pruned};
 
+use crate::args::DatabaseArgs;
 use crate::database::Target;
-use crate::migrate::DatabaseArgs;
 
 /// How often `up` prunes after the first time.
 pub const INTERVAL: Duration = Duration::from_secs(60 * 60);

@@ -8,8 +8,8 @@ use anyhow::Result;
 use orchestrator_core::Config;
 use orchestrator_sidecar::{Sidecar, SidecarConfig};
 
+use crate::args::FeedArgs;
 use crate::shutdown::Shutdown;
-use crate::up::FeedArgs;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SidecarArgs {

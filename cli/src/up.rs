@@ -6,62 +6,35 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use orchestrator_core::Config;
 use orchestrator_sidecar::{Sidecar, SidecarConfig};
 use spin_host::{CompileCache, Host, HostConfig, Synchronous};
 
+use crate::args::{
+    AllowArgs, DatabaseArgs, FeedArgs, ManifestArgs, DEFAULT_DATABASE_PATH, DEFAULT_HTTP_PORT,
+    DEFAULT_RUNTIME_CONFIG, UP_DATABASE_PATH_HELP, UP_DATABASE_URL_HELP,
+};
 use crate::shutdown::Shutdown;
 
-/// Settings of the WebSocket sidecar shared by `up` and `sidecar`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct FeedArgs {
-    /// Port of the WebSocket endpoint (`/ws/agent-status`), on the API's interface.
-    #[arg(long, env = "WEBSOCKET_PORT", default_value_t = 8001)]
-    pub websocket_port: u16,
-    /// Seconds without traffic before a client gets a heartbeat.
-    #[arg(long, env = "HEARTBEAT_SECS", default_value_t = 30)]
-    pub heartbeat_secs: u64,
-    /// The web UI's port, for the allowed CORS/WebSocket origins.
-    #[arg(long, env = "WEB_UI_PORT", default_value_t = Config::DEFAULT_WEB_UI_PORT)]
-    pub web_ui_port: u16,
-    /// Extra allowed origins, comma-separated.
-    #[arg(long, env = "CORS_ORIGINS", default_value = "")]
-    pub cors_origins: String,
-    /// Bearer token for `/api` and `/ws`; unset means open (local development only).
-    #[arg(long, env = "ORCHESTRATOR_API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
-}
-
-#[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("database_path", |a| a.help(UP_DATABASE_PATH_HELP)))]
+#[command(mut_arg("database_url", |a| a.help(UP_DATABASE_URL_HELP)))]
 pub struct UpArgs {
     /// Build the components first (as `orchestrator build`).
     #[arg(long)]
     pub build: bool,
-    /// The application manifest.
-    #[arg(long = "from", short = 'f', default_value = "spin.toml")]
-    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub app: ManifestArgs,
     /// Address for the API (wins over HTTP_PORT).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Port for the API on 127.0.0.1.
-    #[arg(long, env = "HTTP_PORT", default_value_t = 8000)]
+    #[arg(long, env = "HTTP_PORT", default_value_t = DEFAULT_HTTP_PORT)]
     pub http_port: u16,
     /// Spin runtime configuration (which file backs the `default` database).
-    #[arg(long, default_value = "runtime-config.toml")]
+    #[arg(long, default_value = DEFAULT_RUNTIME_CONFIG)]
     pub runtime_config_file: PathBuf,
-    /// The SQLite file; wins over the runtime config. Default when neither is given:
-    /// data/orchestrator.db. A relative path (here or in the runtime config) is
-    /// relative to the working directory, as in Spin.
-    #[arg(long, env = "DATABASE_PATH")]
-    pub database_path: Option<PathBuf>,
-    /// A libSQL server (sqld, Turso) for the `default` database instead of a file:
-    /// http://, https:// or libsql://; wins over the runtime config. Replicas of `up`
-    /// given the same URL share one database (migrated once, whoever starts first).
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// The libSQL server's auth token (sent as a bearer token).
-    #[arg(long, env = "DATABASE_TOKEN", hide_env_values = true)]
-    pub database_token: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Run time of one request, in seconds: time spent executing, not waiting (a
     /// component that loops gets a 504 after it).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 60)]
@@ -100,7 +73,7 @@ pub struct UpArgs {
     #[arg(long, requires = "allow")]
     pub runner: bool,
     #[command(flatten)]
-    pub allow: crate::runner::AllowArgs,
+    pub allow: AllowArgs,
     #[command(flatten)]
     pub feed: FeedArgs,
 }
@@ -144,7 +117,7 @@ pub fn serves_the_feed(manifest: &std::path::Path) -> bool {
 
 /// The host configuration `up` runs with; `orchestrator` is [`serves_the_feed`]'s answer.
 pub fn host_config(args: &UpArgs, orchestrator: bool) -> Result<HostConfig> {
-    let mut config = HostConfig::new(&args.manifest);
+    let mut config = HostConfig::new(&args.app.manifest);
     config.listen = args.listen.unwrap_or(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         args.http_port,
@@ -155,24 +128,14 @@ pub fn host_config(args: &UpArgs, orchestrator: bool) -> Result<HostConfig> {
     }
     // DATABASE_PATH or DATABASE_URL wins; without either and without a runtime config,
     // the documented default.
-    if args
-        .database_url
-        .as_deref()
-        .is_some_and(|u| !u.trim().is_empty())
-    {
-        let target = crate::database::Target::from_args(
-            args.database_path.clone(),
-            args.database_url.clone(),
-            args.database_token.clone(),
-            crate::new::DEFAULT_DATABASE_PATH,
-        )?;
-        if let crate::database::Target::Libsql(server) = target {
+    if args.database.has_url() {
+        if let crate::database::Target::Libsql(server) = args.database.target()? {
             config
                 .sqlite_libsql_overrides
                 .insert("default".into(), server);
         }
     } else {
-        match (&args.database_path, runtime_config) {
+        match (&args.database.database_path, runtime_config) {
             (Some(path), _) => {
                 config
                     .sqlite_path_overrides
@@ -181,7 +144,7 @@ pub fn host_config(args: &UpArgs, orchestrator: bool) -> Result<HostConfig> {
             (None, false) if orchestrator => {
                 config
                     .sqlite_path_overrides
-                    .insert("default".into(), PathBuf::from("data/orchestrator.db"));
+                    .insert("default".into(), PathBuf::from(DEFAULT_DATABASE_PATH));
             }
             // Another app gets Spin's default, `.spin/sqlite_db.db`, as on `spin up`.
             (None, _) => {}
@@ -211,10 +174,10 @@ pub fn host_config(args: &UpArgs, orchestrator: bool) -> Result<HostConfig> {
 
 pub async fn run(args: UpArgs) -> Result<()> {
     if args.build {
-        let manifest = args.manifest.clone();
+        let manifest = args.app.manifest.clone();
         tokio::task::spawn_blocking(move || crate::build::build(&manifest)).await??;
     }
-    let orchestrator = serves_the_feed(&args.manifest);
+    let orchestrator = serves_the_feed(&args.app.manifest);
     let config = host_config(&args, orchestrator)?;
     let retention_days = crate::prune::days_from_variables(&config.variables)?;
     let host = Host::start(config).await?;

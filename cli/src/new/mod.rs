@@ -27,6 +27,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::args::{
+    DEFAULT_DATABASE_PATH, DEFAULT_HTTP_PORT, DEFAULT_WEBSOCKET_PORT, DEFAULT_WEB_UI_PORT,
+};
 pub use name::{is_valid_name, suggest_name, validate_name};
 pub use plan::{plan, Action, GeneratedFile, Plan, PlannedFile};
 pub use render::{
@@ -36,15 +39,6 @@ pub use render::{
 
 /// The components, in manifest order. Each ships as `components/<id>.wasm`.
 pub const COMPONENTS: [&str; 6] = ["agents", "runtime", "events", "ingest", "ui", "meta"];
-
-/// Default of `--http-port` (as `HTTP_PORT`).
-pub const DEFAULT_HTTP_PORT: u16 = 8000;
-/// Default of `--websocket-port` (as `WEBSOCKET_PORT`).
-pub const DEFAULT_WEBSOCKET_PORT: u16 = 8001;
-/// Default of `--web-ui-port` (as `WEB_UI_PORT`).
-pub const DEFAULT_WEB_UI_PORT: u16 = 5173;
-/// Default of `--database-path` (as `DATABASE_PATH`).
-pub const DEFAULT_DATABASE_PATH: &str = "data/orchestrator.db";
 
 /// Where this repo's build (`orchestrator build`) puts the components; the default of
 /// `--components-dir`.

@@ -30,6 +30,7 @@ use serde_json::json;
 use tokio::sync::{watch, Semaphore};
 use tracing::Instrument;
 
+use crate::args::AllowArgs;
 use api::{Api, Backoff, ClaimAnswer, Sent};
 
 /// `orchestrator runner`.
@@ -52,15 +53,6 @@ pub struct RunnerArgs {
     /// Seconds between SIGTERM and SIGKILL when a run is cancelled or times out.
     #[arg(long, default_value_t = 5)]
     pub kill_grace_secs: u64,
-}
-
-/// The allow-list, shared by `runner` and `up --runner`.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct AllowArgs {
-    /// A program this runner may start (repeatable). A run's argv[0] must equal one
-    /// exactly or have the same file name; anything else is never started.
-    #[arg(long = "allow", value_name = "PROGRAM")]
-    pub allow: Vec<String>,
 }
 
 /// What a runner needs to run.
