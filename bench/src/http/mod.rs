@@ -6,27 +6,25 @@
 //!
 //! Loopback only, bounded: every run lasts `--warmup + --duration`.
 
-mod load;
 mod native;
-mod seed;
+mod report;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 use orchestrator_core::Config;
 
-use load::{Req, Rng, Stats};
-use seed::{SeedCounts, Seeded};
+use crate::host::{migrate, serve_app, AppArgs};
+use crate::load::{self, Req, Rng};
+use crate::runtimes;
+use crate::seed::{self, SeedCounts, Seeded, AGENT_TYPES};
+use crate::usage::{cores, loadavg, threads_cpu_seconds};
 
-/// Benchmark the Spin host against a native server on the same core.
-#[derive(Parser, Debug)]
-#[command(name = "bench-http")]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Options {
     /// Measured seconds per endpoint and server.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
@@ -60,12 +58,8 @@ struct Args {
     /// Concurrent connections while seeding.
     #[arg(long, default_value_t = 16)]
     seed_concurrency: usize,
-    /// The Spin manifest the host runs.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../spin.toml"))]
-    manifest: PathBuf,
-    /// The runtime config the host reads (its database path is overridden).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../runtime-config.toml"))]
-    runtime_config: PathBuf,
+    #[command(flatten)]
+    app: AppArgs,
     /// SQLite connections in the host's pool.
     #[arg(long, default_value_t = 16)]
     host_pool_size: usize,
@@ -140,24 +134,14 @@ impl Endpoint {
                     format!(r#"{{"status":"{}"}}"#, rng.pick(&STATUSES)),
                 )
             }
-            Endpoint::PostAgent => {
-                const TYPES: [&str; 6] = [
-                    "planner",
-                    "builder",
-                    "reviewer",
-                    "tester",
-                    "orchestrator",
-                    "utility",
-                ];
-                Req::json(
-                    hyper::Method::POST,
-                    "/api/agents",
-                    format!(
-                        r#"{{"name":"bench-{tag}-{n}","description":"created by the load test","agent_type":"{}","capabilities":["read_files","run_tests"],"default_model":"claude-sonnet-4"}}"#,
-                        TYPES[(n % 6) as usize]
-                    ),
-                )
-            }
+            Endpoint::PostAgent => Req::json(
+                hyper::Method::POST,
+                "/api/agents",
+                format!(
+                    r#"{{"name":"bench-{tag}-{n}","description":"created by the load test","agent_type":"{}","capabilities":["read_files","run_tests"],"default_model":"claude-sonnet-4"}}"#,
+                    AGENT_TYPES[(n % AGENT_TYPES.len() as u64) as usize]
+                ),
+            ),
         }
     }
 }
@@ -167,27 +151,6 @@ struct Server {
     name: &'static str,
     addr: SocketAddr,
     seeded: Option<Seeded>,
-}
-
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-http: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 /// The variables' defaults from `spin.toml`, as the components read them.
@@ -200,13 +163,8 @@ fn app_config() -> Result<Config> {
     .map_err(anyhow::Error::msg)
 }
 
-fn migrate(path: &Path) -> Result<()> {
-    orchestrator_cli::migrate::migrate_file(path)
-        .with_context(|| format!("migrating {}", path.display()))?;
-    Ok(())
-}
-
-fn run(args: Args) -> Result<()> {
+/// Run `bench-http`: start the servers, seed them, drive each endpoint, print the table.
+pub fn run(args: Options) -> Result<()> {
     if args.duration <= 0.0 || args.warmup < 0.0 || args.connections == 0 {
         bail!("--duration must be > 0, --warmup >= 0, --connections >= 1");
     }
@@ -225,29 +183,17 @@ fn run(args: Args) -> Result<()> {
         e
     };
     let dir = tempfile::tempdir()?;
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.server_threads.unwrap_or_else(cores).max(1))
-        .thread_name("server")
-        .enable_all()
-        .build()?;
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads.max(1))
-        .thread_name("client")
-        .enable_all()
-        .build()?;
+    let server_rt = runtimes::server(Some(args.server_threads.unwrap_or_else(cores)))?;
+    let client_rt = runtimes::client(args.client_threads)?;
 
     // --- servers ---------------------------------------------------------------------
     let mut servers = Vec::new();
     if args.target != Target::Native {
         let db = dir.path().join("host.db");
         let started = std::time::Instant::now();
-        let addr = load::serve_app(
-            &server_rt,
-            &args.manifest,
-            &args.runtime_config,
-            db.clone(),
-            |config| config.sqlite_pool_size = args.host_pool_size.max(1),
-        )?;
+        let addr = serve_app(&server_rt, &args.app, db.clone(), |config| {
+            config.sqlite_pool_size = args.host_pool_size.max(1)
+        })?;
         migrate(&db)?;
         eprintln!(
             "host   on http://{addr} (started in {:.1} s)",
@@ -312,7 +258,7 @@ fn run(args: Args) -> Result<()> {
     let warmup = Duration::from_secs_f64(args.warmup);
     let duration = Duration::from_secs_f64(args.duration);
     let load_before = loadavg();
-    let mut rows: Vec<(Endpoint, Vec<(&'static str, Stats)>)> = Vec::new();
+    let mut rows: Vec<report::Row> = Vec::new();
     for (e, endpoint) in endpoints.iter().enumerate() {
         let mut results = Vec::new();
         for (s, server) in servers.iter().enumerate() {
@@ -326,7 +272,7 @@ fn run(args: Args) -> Result<()> {
                 warmup,
                 duration,
                 (e * 16 + s) as u64 + 1,
-                || load::threads_cpu_seconds("server"),
+                || threads_cpu_seconds("server"),
                 make,
             ));
             eprintln!(
@@ -342,7 +288,7 @@ fn run(args: Args) -> Result<()> {
             );
             results.push((server.name, stats));
         }
-        rows.push((*endpoint, results));
+        rows.push((endpoint.label(), results));
     }
     let load_after = loadavg();
 
@@ -360,92 +306,6 @@ fn run(args: Args) -> Result<()> {
         load_before,
         load_after
     );
-    print_table(&rows);
+    report::print_table(&rows);
     Ok(())
-}
-
-fn print_table(rows: &[(Endpoint, Vec<(&'static str, Stats)>)]) {
-    let mut lines: Vec<Vec<String>> = vec![vec![
-        "endpoint".into(),
-        "host req/s".into(),
-        "p50 ms".into(),
-        "p99 ms".into(),
-        "cpu us/req".into(),
-        "native req/s".into(),
-        "p50 ms".into(),
-        "p99 ms".into(),
-        "cpu us/req".into(),
-        "host/native".into(),
-        "non-2xx h/n".into(),
-    ]];
-    let dash = || "-".to_string();
-    for (endpoint, results) in rows {
-        let get = |name: &str| results.iter().find(|(n, _)| *n == name).map(|(_, s)| s);
-        let cells = |s: Option<&Stats>| match s {
-            Some(s) => vec![
-                format!("{:.0}", s.rps()),
-                format!("{:.2}", s.percentile_ms(50.0)),
-                format!("{:.2}", s.percentile_ms(99.0)),
-                format!("{:.0}", s.cpu_us_per_request()),
-            ],
-            None => vec![dash(), dash(), dash(), dash()],
-        };
-        let host = get("host");
-        let native = get("native");
-        let mut line = vec![endpoint.label().to_string()];
-        line.extend(cells(host));
-        line.extend(cells(native));
-        line.push(match (host, native) {
-            (Some(h), Some(n)) => format!("{:.2}", h.rps() / n.rps().max(1e-9)),
-            _ => dash(),
-        });
-        let errs = |s: Option<&Stats>| {
-            s.map_or_else(dash, |s| {
-                if s.errors > 0 {
-                    format!("{}+{}err", s.non_2xx, s.errors)
-                } else {
-                    s.non_2xx.to_string()
-                }
-            })
-        };
-        line.push(format!("{}/{}", errs(host), errs(native)));
-        lines.push(line);
-    }
-    let widths: Vec<usize> = (0..lines[0].len())
-        .map(|c| {
-            lines
-                .iter()
-                .map(|l| l[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for (i, line) in lines.iter().enumerate() {
-        let cells: Vec<String> = line
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| {
-                if c == 0 {
-                    format!("{cell:<w$}", w = widths[c])
-                } else {
-                    format!("{cell:>w$}", w = widths[c])
-                }
-            })
-            .collect();
-        println!("| {} |", cells.join(" | "));
-        if i == 0 {
-            let seps: Vec<String> = widths
-                .iter()
-                .enumerate()
-                .map(|(c, w)| {
-                    if c == 0 {
-                        "-".repeat(w + 2)
-                    } else {
-                        format!("{}:", "-".repeat(w + 1))
-                    }
-                })
-                .collect();
-            println!("|{}|", seps.join("|"));
-        }
-    }
 }

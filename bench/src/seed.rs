@@ -1,5 +1,5 @@
-//! Seeding over HTTP, the same rows on every server (the shapes of `bench/seed.py` in the
-//! shared baseline): definitions, runtime agents, agent logs.
+//! Seeding for `bench-http`, over HTTP, the same rows on every server (the shapes of
+//! `bench/seed.py` in the shared baseline): definitions, runtime agents, agent logs.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,9 +8,10 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 
-use super::load::{call_json, Conn, Req};
+use crate::load::{call_json, Conn, Req};
 
-const AGENT_TYPES: [&str; 6] = [
+/// The agent types of the seeded definitions (and of those `bench-http` creates).
+pub const AGENT_TYPES: [&str; 6] = [
     "planner",
     "builder",
     "reviewer",

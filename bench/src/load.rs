@@ -1,6 +1,8 @@
 //! The load generator: N keep-alive http/1.1 connections (hyper's client connection, one
 //! request in flight per connection, like wrk), each issuing requests back to back until
-//! the deadline; latencies of requests started after the warm-up are recorded.
+//! the deadline; latencies of requests started after the warm-up are recorded. Also the
+//! same client for the requests a benchmark makes around the measured ones (seeding,
+//! setup).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::stats::percentile;
+
 /// A tiny deterministic PRNG (splitmix64): no dependency, good enough to pick ids.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -24,7 +28,7 @@ impl Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -33,7 +37,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
@@ -67,8 +71,6 @@ impl Req {
     }
 
     /// A POST of `body` as `content_type` (e.g. an OTLP protobuf export).
-    // bench-http includes this file too and sends only JSON.
-    #[allow(dead_code)]
     pub fn bytes(path: impl Into<String>, body: Bytes, content_type: &'static str) -> Self {
         Req {
             method: hyper::Method::POST,
@@ -174,14 +176,20 @@ impl Stats {
         self.requests as f64 / self.seconds.max(1e-9)
     }
 
-    /// The `p`-th percentile latency in milliseconds (nearest rank).
+    /// `p50 … ms, p90 … ms, p99 … ms, max … ms` of the latencies.
+    pub fn latency_summary(&self) -> String {
+        format!(
+            "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.percentile_ms(50.0),
+            self.percentile_ms(90.0),
+            self.percentile_ms(99.0),
+            self.percentile_ms(100.0),
+        )
+    }
+
+    /// The `p`-th percentile latency in milliseconds (NaN without requests).
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * self.latencies_us.len() as f64).ceil() as usize;
-        let index = rank.clamp(1, self.latencies_us.len()) - 1;
-        self.latencies_us[index] as f64 / 1000.0
+        percentile(&self.latencies_us, p).map_or(f64::NAN, |us| us as f64 / 1000.0)
     }
 }
 
@@ -272,55 +280,4 @@ where
     total.latencies_us.sort_unstable();
     total.server_cpu = cpu.await.unwrap_or(0.0);
     total
-}
-
-/// CPU seconds used so far by this process's threads whose name starts with `prefix`
-/// (`/proc/self/task/*/schedstat`, nanoseconds on CPU; Linux only, 0 elsewhere).
-/// Threads that exited meanwhile are not counted.
-pub fn threads_cpu_seconds(prefix: &str) -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    let mut ns: u64 = 0;
-    for task in tasks.flatten() {
-        let dir = task.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if !comm.starts_with(prefix) {
-            continue;
-        }
-        if let Some(v) = std::fs::read_to_string(dir.join("schedstat"))
-            .ok()
-            .and_then(|s| {
-                s.split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        {
-            ns += v;
-        }
-    }
-    ns as f64 / 1e9
-}
-
-/// The real host serving the app of `manifest` on a loopback port, its `default` database
-/// the file `db`, on `rt` (the server's runtime, whose threads [`threads_cpu_seconds`]
-/// counts); `tweak` adjusts the configuration first. The address it listens on.
-pub fn serve_app(
-    rt: &tokio::runtime::Runtime,
-    manifest: &std::path::Path,
-    runtime_config: &std::path::Path,
-    db: std::path::PathBuf,
-    tweak: impl FnOnce(&mut spin_host::HostConfig),
-) -> Result<SocketAddr> {
-    let mut config = spin_host::HostConfig::new(manifest);
-    config.runtime_config_path = Some(runtime_config.to_path_buf());
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.sqlite_path_overrides.insert("default".into(), db);
-    tweak(&mut config);
-    let host = rt
-        .block_on(spin_host::Host::start(config))
-        .map_err(|e| anyhow!("starting the host (build the components first): {e:#}"))?;
-    let addr = host.local_addr();
-    rt.spawn(host.serve(std::future::pending()));
-    Ok(addr)
 }
