@@ -7,8 +7,8 @@
 //! pool has one thread with its own connection that runs a `PASSIVE` checkpoint shortly
 //! after writes: a passive checkpoint never takes the write lock and never waits for a
 //! reader, so writers append to the WAL while it copies. The pool's connections keep a
-//! much larger automatic threshold ([`SAFETY_FRAMES`]) only as a backstop, should this
-//! thread fall behind.
+//! much larger automatic threshold ([`super::open::SAFETY_FRAMES`]) only as a backstop,
+//! should this thread fall behind.
 //!
 //! Durability is unchanged: a checkpoint only moves committed frames from the WAL into
 //! the database file.
@@ -19,16 +19,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::pool::{open_connection, PoolOptions};
+use super::open::{open_connection, PoolOptions};
 
 /// How long the checkpointer lets writes gather before it checkpoints them: a page
 /// rewritten by many transactions in this window is copied back once.
 pub const COALESCE: Duration = Duration::from_millis(25);
-
-/// The pool connections' `wal_autocheckpoint`: a writer checkpoints inline only when the
-/// WAL has grown this far (about 40 MiB of 4 KiB pages), i.e. when the background
-/// checkpointer cannot keep up.
-pub const SAFETY_FRAMES: u32 = 10_000;
 
 #[derive(Default)]
 struct Signal {

@@ -21,6 +21,7 @@ mod checkpoint;
 pub mod config;
 mod library_config;
 pub mod libsql;
+mod open;
 pub mod pool;
 
 use std::collections::{HashMap, HashSet};
