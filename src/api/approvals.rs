@@ -3,12 +3,11 @@
 
 use super::{created, get_by_id, list_page, path_id, Input, Open};
 use crate::db::{write_transaction, Database};
+use crate::domain::{ApprovalId, ApprovalStatus, RunId};
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::store::approvals::{self as store, ApprovalFilter};
 use crate::store::{prompts, runs};
-
-const STATUSES: &[&str] = &["pending", "allowed", "denied", "expired", "cancelled"];
 
 /// The longest follow-up, in characters.
 pub const MAX_FOLLOW_UP: usize = 100_000;
@@ -16,12 +15,8 @@ pub const MAX_FOLLOW_UP: usize = 100_000;
 pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, ApiError> {
     let q = &input.query;
     let filter = ApprovalFilter {
-        status: q.enum_filter(
-            "status",
-            |s| STATUSES.iter().find(|t| **t == s).map(|t| (*t).to_owned()),
-            || STATUSES.join(", "),
-        )?,
-        run_id: q.id_filter("run_id")?.map(|id| id.as_str().to_owned()),
+        status: q.enum_filter("status", ApprovalStatus::parse, ApprovalStatus::list)?,
+        run_id: q.id_filter("run_id")?.map(RunId::from),
         session_id: q.text_filter("session_id")?,
     };
     list_page(open, q, |db, page| store::list(db, &filter, page))
@@ -29,7 +24,7 @@ pub fn list<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response, 
 
 pub fn get<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
     get_by_id(open, raw_id, "approval", |db, id| {
-        store::get(db, id.as_str())
+        store::get(db, &ApprovalId::from(id))
     })
 }
 
@@ -47,8 +42,8 @@ pub fn decide<D: Database>(
         .one_of(
             "behavior",
             |b| match b {
-                "allow" => Some("allowed"),
-                "deny" => Some("denied"),
+                "allow" => Some(ApprovalStatus::Allowed),
+                "deny" => Some(ApprovalStatus::Denied),
                 _ => None,
             },
             || "allow, deny".into(),
@@ -63,10 +58,10 @@ pub fn decide<D: Database>(
         )?
         .optional()
         .unwrap_or("once");
-    let id = path_id(raw_id, "approval")?;
+    let id = ApprovalId::from(path_id(raw_id, "approval")?);
     let db = open()?;
     let decided = write_transaction(&db, |db| {
-        let Some(current) = store::get(db, id.as_str())? else {
+        let Some(current) = store::get(db, &id)? else {
             return Err(super::not_found("approval", raw_id));
         };
         if !current.is_pending() {
@@ -76,7 +71,7 @@ pub fn decide<D: Database>(
             ))
             .with_details(serde_json::json!({ "status": current.status })));
         }
-        match store::decide(db, id.as_str(), status, message.as_deref(), Some(scope))? {
+        match store::decide(db, &id, status, message.as_deref(), Some(scope))? {
             Some(approval) => Ok(approval),
             None => Err(ApiError::conflict(format!(
                 "approval {raw_id} is no longer pending"
@@ -98,7 +93,7 @@ pub fn follow_up<D: Database>(
     let text = body
         .non_empty_string("text", MAX_FOLLOW_UP)?
         .required("text")?;
-    let id = path_id(raw_id, "runtime agent")?;
+    let id = RunId::from(path_id(raw_id, "runtime agent")?);
     let db = open()?;
     let prompt = write_transaction(&db, |db| {
         let Some(run) = runs::get(db, &id)? else {
@@ -133,7 +128,7 @@ pub(crate) fn describe(doc: &mut serde_json::Value) {
         json!({ "name": name, "in": "query", "required": false,
         "description": description, "schema": { "type": "string" } })
     };
-    let statuses = json!(STATUSES);
+    let statuses: Vec<&str> = ApprovalStatus::ALL.iter().map(|s| s.as_str()).collect();
     doc["paths"]["/api/approvals"] = json!({ "get": {
         "summary": "Approvals, newest first: tool calls a connected agent waits on (PermissionRequest, or a PreToolUse matching an ask_tools rule) and their decisions",
         "parameters": [
@@ -166,7 +161,7 @@ pub(crate) fn describe(doc: &mut serde_json::Value) {
         "hook_event": { "type": "string", "enum": ["PermissionRequest", "PreToolUse"] },
         "tool_name": { "type": "string" }, "tool_input": { "description": "The tool's input (an excerpt {excerpt, truncated, bytes} past 64 KiB)" },
         "rule": { "type": ["string", "null"], "description": "The ask_tools rule that asked; null for a PermissionRequest" },
-        "status": { "type": "string", "enum": STATUSES, "description": "A pending approval past expires_at (APPROVAL_WAIT_SECS after created_at) reads as expired; a run that ends cancels its pending approvals" },
+        "status": { "type": "string", "enum": statuses, "description": "A pending approval past expires_at (APPROVAL_WAIT_SECS after created_at) reads as expired; a run that ends cancels its pending approvals" },
         "message": { "type": ["string", "null"] }, "scope": { "type": ["string", "null"], "enum": ["once", "session", null] },
         "created_at": { "type": "string", "format": "date-time" }, "expires_at": { "type": "string", "format": "date-time" },
         "decided_at": { "type": ["string", "null"], "format": "date-time" } } });

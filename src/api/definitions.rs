@@ -105,7 +105,7 @@ pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response
 }
 
 pub fn get<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
-    get_by_id(open, raw_id, "agent", store::get)
+    get_by_id(open, raw_id, "agent", |db, id| store::get(db, &id.into()))
 }
 
 pub fn update<D: Database>(
@@ -143,5 +143,7 @@ pub fn update<D: Database>(
 }
 
 pub fn delete<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
-    delete_by_id(open, raw_id, "agent", store::delete)
+    delete_by_id(open, raw_id, "agent", |db, id| {
+        store::delete(db, &id.into())
+    })
 }

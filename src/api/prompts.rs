@@ -2,7 +2,7 @@
 
 use super::{created, found, get_by_id, list_page, path_id, Input, Open};
 use crate::db::Database;
-use crate::domain::{PromptStatus, PromptType};
+use crate::domain::{PromptId, PromptStatus, PromptType};
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::store::prompts::{self as store, NewPrompt, PromptChanges, PromptFilter};
@@ -45,7 +45,7 @@ pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response
 }
 
 pub fn get<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
-    get_by_id(open, raw_id, "prompt", store::get)
+    get_by_id(open, raw_id, "prompt", |db, id| store::get(db, &id.into()))
 }
 
 pub fn update<D: Database>(
@@ -80,6 +80,6 @@ pub fn update<D: Database>(
         latency_ms: body.non_negative_int("latency_ms")?.for_update(),
         error_message: body.string("error_message", store::MAX_TEXT)?.for_update(),
     };
-    let id = path_id(raw_id, "prompt")?;
+    let id = PromptId::from(path_id(raw_id, "prompt")?);
     found(store::update(&open()?, &id, changes)?, "prompt", raw_id)
 }

@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 
 use super::{path_id, Input, Open};
 use crate::db::{Connector, Database};
+use crate::domain::RunId;
 use crate::error::ApiError;
 use crate::http::{Config, JsonObject, Response};
 use crate::store::dispatches::{self as store, Claim, Line, Stream};
@@ -106,7 +107,7 @@ pub(crate) fn heartbeat<D: Database>(
 ) -> Result<Response, ApiError> {
     input.body()?.only(&["lease"])?;
     let lease = lease(input)?;
-    let id = path_id(raw_id, "dispatched run")?;
+    let id = RunId::from(path_id(raw_id, "dispatched run")?);
     let beat = store::heartbeat(&open()?, &id, &lease, config.runner_lease)?;
     Ok(Response::json(200, &beat))
 }
@@ -186,7 +187,7 @@ pub(crate) fn output<D: Database>(
             )
         })
     })?;
-    let id = path_id(raw_id, "dispatched run")?;
+    let id = RunId::from(path_id(raw_id, "dispatched run")?);
     let answer = store::output(&open()?, &id, &lease, &lines, from, config.runner_lease)?;
     Ok(Response::json(200, &answer))
 }
@@ -210,7 +211,7 @@ pub(crate) fn exit<D: Database>(
             .ok_or_else(|| ApiError::validation("exit_code", "exit_code must be an integer"))
     })?;
     let error = body.string("error", MAX_ERROR)?.optional();
-    let id = path_id(raw_id, "dispatched run")?;
+    let id = RunId::from(path_id(raw_id, "dispatched run")?);
     let run = store::exit(&open()?, &id, &lease, exit_code, error.as_deref())?;
     Ok(Response::json(200, &ExitAnswer { run }))
 }

@@ -4,7 +4,7 @@ use serde_json::Value as Json;
 
 use super::{created, delete_by_id, found, path_id, Input, Open};
 use crate::db::{write_transaction, Database};
-use crate::domain::{time::parse_rfc3339, Id, Page, RunStatus};
+use crate::domain::{time::parse_rfc3339, Id, Page, RunId, RunStatus};
 use crate::error::ApiError;
 use crate::http::{Field, Response};
 use crate::store::dispatches;
@@ -52,7 +52,8 @@ pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response
     let new = NewRun {
         orchestrator_agent_id: body
             .id("orchestrator_agent_id")?
-            .required("orchestrator_agent_id")?,
+            .required("orchestrator_agent_id")?
+            .into(),
         // A dispatched run may leave its session to the server: a fresh one.
         session_id: match (
             body.non_empty_string("session_id", store::MAX_SESSION_ID)?,
@@ -62,7 +63,7 @@ pub fn create<D: Database>(open: impl Open<D>, input: &Input) -> Result<Response
             (session, Some(_)) if session.is_absent() => Id::new_v4().into_string(),
             (session, _) => session.required("session_id")?,
         },
-        parent_agent_id: body.id("parent_agent_id")?.optional(),
+        parent_agent_id: body.id("parent_agent_id")?.optional().map(RunId::from),
         // `null` or absent stores an empty object, as `capabilities: null` stores `[]`.
         context: body
             .object("context")?
@@ -129,7 +130,7 @@ fn dispatch_input(value: &Json) -> Result<String, ApiError> {
 
 /// A run, with its tree's roll-up (`tree`: the run and every run under it).
 pub fn get<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
-    let id = path_id(raw_id, "runtime agent")?;
+    let id = RunId::from(path_id(raw_id, "runtime agent")?);
     let db = open()?;
     dispatches::expire_leases(&db)?;
     let run = match store::get(&db, &id)? {
@@ -176,7 +177,7 @@ pub fn update<D: Database>(
         title: body.string("title", store::MAX_TITLE)?.for_update(),
         project: body.string("project", store::MAX_PROJECT)?.for_update(),
     };
-    let id = path_id(raw_id, "runtime agent")?;
+    let id = RunId::from(path_id(raw_id, "runtime agent")?);
     found(
         store::update(&open()?, &id, changes)?,
         "runtime agent",
@@ -206,7 +207,9 @@ fn run_config(body: &crate::http::JsonObject) -> Result<Option<String>, ApiError
 }
 
 pub fn delete<D: Database>(open: impl Open<D>, raw_id: &str) -> Result<Response, ApiError> {
-    delete_by_id(open, raw_id, "runtime agent", store::delete)
+    delete_by_id(open, raw_id, "runtime agent", |db, id| {
+        store::delete(db, &id.into())
+    })
 }
 
 pub fn stats<D: Database>(open: impl Open<D>) -> Result<Response, ApiError> {

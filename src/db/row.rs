@@ -101,22 +101,6 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// A time column in the API's shape (RFC 3339 UTC, milliseconds). Other forms SQLite
-    /// reads as times (`datetime('now')`'s `YYYY-MM-DD HH:MM:SS`, offsets, no zone) are
-    /// converted; text that is no time at all is returned as written rather than lose the
-    /// row (the README's section for direct writers says so).
-    pub fn time(&mut self, index: usize) -> Result<String, DbError> {
-        let text = self.text(index)?;
-        Ok(crate::domain::time::normalize_stored(text))
-    }
-
-    /// A nullable time column (see [`Row::time`]).
-    pub fn opt_time(&mut self, index: usize) -> Result<Option<String>, DbError> {
-        Ok(self
-            .opt_text(index)?
-            .map(crate::domain::time::normalize_stored))
-    }
-
     /// A TEXT column read as a value of a closed set (`parse` gives `None` for text
     /// outside it): a status the schema's CHECK keeps valid.
     pub fn parsed<T>(

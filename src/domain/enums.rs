@@ -54,6 +54,17 @@ string_enum!(
 );
 
 string_enum!(
+    /// Where an approval is: a pending one past its `expires_at` reads as expired.
+    ApprovalStatus {
+        Pending => "pending",
+        Allowed => "allowed",
+        Denied => "denied",
+        Expired => "expired",
+        Cancelled => "cancelled",
+    }
+);
+
+string_enum!(
     /// Where a runtime agent is in its life.
     RunStatus {
         Initializing => "initializing",

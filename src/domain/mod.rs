@@ -10,8 +10,10 @@ pub mod rule;
 pub mod text;
 pub mod time;
 
-pub use enums::{AgentType, LogLevel, LogSource, LogType, PromptStatus, PromptType, RunStatus};
-pub use id::Id;
+pub use enums::{
+    AgentType, ApprovalStatus, LogLevel, LogSource, LogType, PromptStatus, PromptType, RunStatus,
+};
+pub use id::{ApprovalId, DefinitionId, Id, PromptId, RunId};
 pub use name::AgentName;
 pub use page::{Page, PageError};
 pub use policy::Policy;

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value as Json};
 use super::sink::{self, RunSpec};
 use crate::db::Database;
 use crate::domain::text::truncate;
-use crate::domain::{AgentName, AgentType, LogLevel, LogType, RunStatus};
+use crate::domain::{AgentName, AgentType, DefinitionId, LogLevel, LogType, RunId, RunStatus};
 use crate::error::ApiError;
 use crate::http::Query;
 use crate::steering::{self, Hook, Reply};
@@ -36,7 +36,7 @@ pub struct Target {
     pub session: Option<String>,
     /// The run a runner started this session for (`X-Orchestrator-Run-Id`, from
     /// `$ORCHESTRATOR_RUN_ID`): the session's run is created as its child.
-    pub parent_run: Option<crate::domain::Id>,
+    pub parent_run: Option<RunId>,
 }
 
 impl Target {
@@ -106,8 +106,8 @@ pub fn apply<D: Database>(
     let name = text(event, "hook_event_name").unwrap_or("");
     // The definition is looked up only when a run has to be created: a known session's
     // event costs one statement less.
-    let mut definition: Option<String> = None;
-    let mut definition_id = |db: &D| -> Result<String, ApiError> {
+    let mut definition: Option<DefinitionId> = None;
+    let mut definition_id = |db: &D| -> Result<DefinitionId, ApiError> {
         if let Some(id) = &definition {
             return Ok(id.clone());
         }
@@ -129,7 +129,7 @@ pub fn apply<D: Database>(
                 // A parent that does not exist (deleted, another database) is no parent.
                 parent_agent_id: match &target.parent_run {
                     Some(parent) if crate::store::exists(db, "agents", parent.as_str())? => {
-                        Some(parent.as_str())
+                        Some(parent)
                     }
                     _ => None,
                 },

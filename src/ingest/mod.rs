@@ -32,7 +32,8 @@ pub fn claude_code<D: Database>(
     // anything but a run id is ignored (the session is then a run of its own).
     target.parent_run = req
         .header("x-orchestrator-run-id")
-        .and_then(|v| crate::domain::Id::parse(v.trim()));
+        .and_then(|v| crate::domain::Id::parse(v.trim()))
+        .map(crate::domain::RunId::from);
     let wait = config.approval_wait.as_secs();
     let reply = {
         let db = open()?;

@@ -26,7 +26,7 @@ use super::sink::{self, RunSpec};
 use crate::db::Database;
 use crate::domain::text::truncate;
 use crate::domain::time::{from_unix_nanos, minus_millis, parse_rfc3339};
-use crate::domain::{AgentType, LogLevel, LogType, RunStatus};
+use crate::domain::{AgentType, DefinitionId, LogLevel, LogType, RunId, RunStatus};
 use crate::error::ApiError;
 use crate::store::ingest_keys;
 use crate::store::prompts::FinishedCall;
@@ -108,7 +108,7 @@ impl Record {
 pub fn apply<D: Database>(db: &D, records: &[Record]) -> Result<Outcome, ApiError> {
     let mut outcome = Outcome::default();
     let mut landing = Landing::new(db);
-    let mut calls: Vec<(String, FinishedCall)> = Vec::new();
+    let mut calls: Vec<(RunId, FinishedCall)> = Vec::new();
     for record in records {
         let Some(event) = record.event() else {
             continue;
@@ -142,10 +142,6 @@ pub fn apply<D: Database>(db: &D, records: &[Record]) -> Result<Outcome, ApiErro
             }
         }
     }
-    let calls: Vec<(&str, &FinishedCall)> = calls
-        .iter()
-        .map(|(run, call)| (run.as_str(), call))
-        .collect();
     let changed = sink::finished_prompts(db, &calls)?;
     sink::cost_changed(db, &changed)?;
     Ok(outcome)
@@ -183,7 +179,7 @@ fn api_request(record: &Record) -> FinishedCall {
 /// hook came first (same `tool_use_id`), that log completed with the telemetry's fields.
 fn tool_result<D: Database>(
     db: &D,
-    run: &str,
+    run: &RunId,
     session: &str,
     record: &Record,
 ) -> Result<(), ApiError> {
@@ -232,7 +228,7 @@ fn tool_result<D: Database>(
 /// whichever report comes first.
 struct Landing<'a, D> {
     db: &'a D,
-    definition: Option<String>,
+    definition: Option<DefinitionId>,
     runs: HashMap<String, Run>,
 }
 
@@ -246,7 +242,7 @@ impl<'a, D: Database> Landing<'a, D> {
     }
 
     /// The id of the run a record of `session` (and subagent `agent_id`) lands on.
-    fn run(&mut self, session: &str, agent_id: Option<&str>) -> Result<String, ApiError> {
+    fn run(&mut self, session: &str, agent_id: Option<&str>) -> Result<RunId, ApiError> {
         let main = self.ensure(format!("run:cc:{session}"), session, None)?;
         let Some(agent_id) = agent_id.filter(|a| !a.is_empty()) else {
             return Ok(main.id);
@@ -292,7 +288,7 @@ impl<'a, D: Database> Landing<'a, D> {
                         key: &key,
                         definition_id: &definition,
                         session_id: session,
-                        parent_agent_id: subagent.map(|(parent, _)| parent.id.as_str()),
+                        parent_agent_id: subagent.map(|(parent, _)| &parent.id),
                         context,
                         title: None,
                         project: subagent.and_then(|(parent, _)| parent.project.as_deref()),

@@ -51,7 +51,7 @@ use super::sink::{self, LogRow, RunSpec};
 use crate::db::Database;
 use crate::domain::text::truncate;
 use crate::domain::time::from_unix_nanos;
-use crate::domain::{AgentName, AgentType, Id, LogLevel, LogType, RunStatus};
+use crate::domain::{AgentName, AgentType, LogLevel, LogType, RunId, RunStatus};
 use crate::error::ApiError;
 use crate::store::ingest_keys;
 use crate::store::prompts::FinishedCall;
@@ -262,15 +262,7 @@ pub fn apply<D: Database>(db: &D, spans: &[Span]) -> Result<Outcome, ApiError> {
     }
     // The batch's rows in a few multi-row statements rather than one round trip each.
     ingest_keys::claim_all(db, &batch.claims)?;
-    let prompts: Vec<(&str, &FinishedCall)> = batch
-        .prompts
-        .iter()
-        .map(|(run, call)| (run.as_str(), call))
-        .collect();
-    let costed: Vec<String> = sink::finished_prompts(db, &prompts)?
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let costed = sink::finished_prompts(db, &batch.prompts)?;
     let logs: Vec<LogRow<'_>> = batch
         .logs
         .iter()
@@ -296,10 +288,9 @@ pub fn apply<D: Database>(db: &D, spans: &[Span]) -> Result<Outcome, ApiError> {
             }
         }
     }
-    let costed: Vec<&str> = costed
-        .iter()
-        .map(String::as_str)
-        .filter(|run| !ended.contains(*run))
+    let costed: Vec<RunId> = costed
+        .into_iter()
+        .filter(|run| !ended.contains(run))
         .collect();
     sink::cost_changed(db, &costed)?;
     Ok(outcome)
@@ -307,10 +298,7 @@ pub fn apply<D: Database>(db: &D, spans: &[Span]) -> Result<Outcome, ApiError> {
 
 /// The runs (by id) that the batch's spans landed on when they were applied before, in one
 /// query per 500 spans rather than one per span.
-fn applied_before<D: Database>(
-    db: &D,
-    spans: &[Span],
-) -> Result<HashMap<String, String>, ApiError> {
+fn applied_before<D: Database>(db: &D, spans: &[Span]) -> Result<HashMap<String, RunId>, ApiError> {
     let keys: Vec<String> = spans
         .iter()
         .filter(|s| s.valid && s.kind != Kind::Other)
@@ -325,7 +313,7 @@ struct Batch<'a, D: Database> {
     index: HashMap<(&'a str, &'a str), usize>,
     conversations: HashMap<&'a str, String>,
     /// Span key → run id, for spans applied by an earlier delivery.
-    applied: HashMap<String, String>,
+    applied: HashMap<String, RunId>,
     /// The run each span landed on, once known.
     landed: Vec<Option<Run>>,
     /// Spans whose placement is being worked out (a cycle of parent ids stops there).
@@ -333,14 +321,14 @@ struct Batch<'a, D: Database> {
     /// Runs by ingest key, so a batch of 500 spans of one session reads its run once.
     runs: HashMap<String, Run>,
     /// Status moves of ended agent spans, applied once the whole batch has landed.
-    endings: Vec<(String, RunStatus, Option<String>)>,
+    endings: Vec<(RunId, RunStatus, Option<String>)>,
     /// Span keys to record, and those already taken by this batch (a span listed twice).
-    claims: Vec<(String, String)>,
+    claims: Vec<(String, RunId)>,
     claimed: HashSet<String>,
     /// Prompts (run id, call) and tool-call logs (run id, level, message, details) to
     /// write once the batch is placed.
-    prompts: Vec<(String, FinishedCall)>,
-    logs: Vec<(String, LogLevel, String, Json)>,
+    prompts: Vec<(RunId, FinishedCall)>,
+    logs: Vec<(RunId, LogLevel, String, Json)>,
 }
 
 impl<D: Database> Batch<'_, D> {
@@ -431,14 +419,11 @@ impl<D: Database> Batch<'_, D> {
         Ok(Ancestor::Unknown)
     }
 
-    fn run_by_id(&mut self, id: &str) -> Result<Option<Run>, ApiError> {
-        if let Some(run) = self.runs.values().find(|r| r.id == id) {
+    fn run_by_id(&mut self, id: &RunId) -> Result<Option<Run>, ApiError> {
+        if let Some(run) = self.runs.values().find(|r| &r.id == id) {
             return Ok(Some(run.clone()));
         }
-        Ok(match Id::parse(id) {
-            Some(id) => runs::get(self.db, &id)?,
-            None => None,
-        })
+        Ok(runs::get(self.db, id)?)
     }
 
     /// The run `key` names, created from `spec` when there is none (read once per batch).

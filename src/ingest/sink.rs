@@ -10,7 +10,9 @@
 use crate::db::{Database, DbError};
 use crate::domain::text::truncate;
 use crate::domain::AgentName;
-use crate::domain::{time::now_rfc3339, AgentType, Id, LogLevel, LogType, RunStatus};
+use crate::domain::{
+    time::now_rfc3339, AgentType, DefinitionId, LogLevel, LogType, RunId, RunStatus,
+};
 use crate::error::ApiError;
 use crate::store::definitions::{self, NewDefinition};
 use crate::store::ingest_keys;
@@ -24,9 +26,9 @@ pub fn definition<D: Database>(
     db: &D,
     name: &str,
     agent_type: AgentType,
-) -> Result<String, ApiError> {
+) -> Result<DefinitionId, ApiError> {
     if let Some(id) = definitions::id_by_name(db, name)? {
-        return Ok(id);
+        return Ok(DefinitionId::stored(id));
     }
     let name = AgentName::parse(name.to_owned()).map_err(ApiError::bad_request)?;
     let created = definitions::insert(
@@ -51,18 +53,15 @@ pub fn run_for_key<D: Database>(db: &D, key: &str) -> Result<Option<Run>, ApiErr
     let Some(run_id) = ingest_keys::run_of(db, key)? else {
         return Ok(None);
     };
-    match Id::parse(&run_id) {
-        Some(id) => Ok(runs::get(db, &id)?),
-        None => Ok(None),
-    }
+    Ok(runs::get(db, &run_id)?)
 }
 
 /// What a new run is made of.
 pub struct RunSpec<'a> {
     pub key: &'a str,
-    pub definition_id: &'a str,
+    pub definition_id: &'a DefinitionId,
     pub session_id: &'a str,
-    pub parent_agent_id: Option<&'a str>,
+    pub parent_agent_id: Option<&'a RunId>,
     pub context: serde_json::Value,
     pub title: Option<String>,
     pub project: Option<&'a str>,
@@ -74,15 +73,12 @@ pub fn ensure_run<D: Database>(db: &D, spec: RunSpec<'_>) -> Result<Run, ApiErro
     if let Some(run) = run_for_key(db, spec.key)? {
         return Ok(run);
     }
-    let id_of = |raw: &str, what: &str| {
-        Id::parse(raw).ok_or_else(|| ApiError::internal(format!("stored {what} id {raw:?}")))
-    };
     let run = runs::insert(
         db,
         NewRun {
-            orchestrator_agent_id: id_of(spec.definition_id, "definition")?,
+            orchestrator_agent_id: spec.definition_id.clone(),
             session_id: truncate(spec.session_id, runs::MAX_SESSION_ID),
-            parent_agent_id: spec.parent_agent_id.map(|p| id_of(p, "run")).transpose()?,
+            parent_agent_id: spec.parent_agent_id.cloned(),
             context: spec.context.to_string(),
             config: "{}".into(),
             title: spec.title.as_deref().and_then(title),
@@ -110,8 +106,7 @@ pub fn describe<D: Database>(
         return Ok(run);
     }
     runs::fill_title_project(db, &run.id, new_title, project)?;
-    let id = Id::parse(&run.id).ok_or_else(|| ApiError::internal("stored run id"))?;
-    runs::get(db, &id)?.ok_or_else(|| ApiError::internal("a run just updated is gone"))
+    runs::get(db, &run.id)?.ok_or_else(|| ApiError::internal("a run just updated is gone"))
 }
 
 /// The most of a prompt a title keeps, in characters (then `…`).
@@ -154,7 +149,7 @@ pub fn move_run<D: Database>(
 
 /// One agent log row to write (never `state_change`: those come from [`move_run`]).
 pub struct LogRow<'a> {
-    pub run_id: &'a str,
+    pub run_id: &'a RunId,
     pub level: LogLevel,
     pub log_type: LogType,
     pub message: String,
@@ -164,7 +159,7 @@ pub struct LogRow<'a> {
 /// Write one agent log row.
 pub fn log<D: Database>(
     db: &D,
-    run_id: &str,
+    run_id: &RunId,
     level: LogLevel,
     log_type: LogType,
     message: &str,
@@ -231,7 +226,7 @@ pub struct ToolCall<'a> {
 /// log (on `run_id`), the other completes it — its details merged in (RFC 7396), an error
 /// level and message kept — and never writes a second log. A report applied before
 /// changes nothing.
-pub fn tool_call<D: Database>(db: &D, run_id: &str, call: ToolCall<'_>) -> Result<(), DbError> {
+pub fn tool_call<D: Database>(db: &D, run_id: &RunId, call: ToolCall<'_>) -> Result<(), DbError> {
     let key = format!("tool:{}:{}", call.session, call.tool_use_id);
     if ingest_keys::claim(db, &key, run_id)? {
         return log(
@@ -259,15 +254,15 @@ pub fn tool_call<D: Database>(db: &D, run_id: &str, call: ToolCall<'_>) -> Resul
 /// the runs whose cost or tokens this changed, each once: the caller gives each one feed
 /// event ([`cost_changed`]) unless a status change later in its transaction carries the
 /// new cost anyway.
-pub fn finished_prompts<'a, D: Database>(
+pub fn finished_prompts<D: Database>(
     db: &D,
-    calls: &[(&'a str, &FinishedCall)],
-) -> Result<Vec<&'a str>, ApiError> {
+    calls: &[(RunId, FinishedCall)],
+) -> Result<Vec<RunId>, ApiError> {
     prompts::insert_finished(db, calls)?;
-    let mut changed: Vec<&str> = calls
+    let mut changed: Vec<RunId> = calls
         .iter()
         .filter(|(_, c)| c.cost_usd > 0.0 || c.tokens_input > 0 || c.tokens_output > 0)
-        .map(|(run, _)| *run)
+        .map(|(run, _)| run.clone())
         .collect();
     changed.sort_unstable();
     changed.dedup();
@@ -277,12 +272,10 @@ pub fn finished_prompts<'a, D: Database>(
 /// One `cost_update` feed event for each run, with the run as it now is; and the budgets
 /// over it checked (a run whose tree reached its `max_cost_usd` is cancelled, so its
 /// session's next hook stops it: late telemetry counts when it arrives).
-pub fn cost_changed<D: Database>(db: &D, runs_changed: &[&str]) -> Result<(), ApiError> {
+pub fn cost_changed<D: Database>(db: &D, runs_changed: &[RunId]) -> Result<(), ApiError> {
     for run in runs_changed {
-        if let Some(id) = Id::parse(run) {
-            runs::record_cost_change(db, &id)?;
-            crate::steering::check_budgets(db, run)?;
-        }
+        runs::record_cost_change(db, run)?;
+        crate::steering::check_budgets(db, run)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use super::{answer, Reply};
 use crate::db::{write_transaction, Database};
-use crate::domain::RunStatus;
+use crate::domain::{ApprovalId, ApprovalStatus, RunId, RunStatus};
 use crate::error::ApiError;
 use crate::store::{approvals, policies, prompts};
 
@@ -36,7 +36,7 @@ pub fn wait<D: Database>(
 
 fn approval<D: Database>(
     open: &dyn Fn() -> Result<D, ApiError>,
-    id: &str,
+    id: &ApprovalId,
     event: &str,
 ) -> Result<Json, ApiError> {
     loop {
@@ -45,17 +45,18 @@ fn approval<D: Database>(
             // Deleted with its run: nothing to say.
             return Ok(answer::none());
         };
-        match current.status.as_str() {
-            "pending" => {}
-            "expired" => {
+        match current.status {
+            ApprovalStatus::Pending => {}
+            ApprovalStatus::Expired => {
                 // Past its time: say so for everyone, unless a decision won the race (or
                 // someone else closed it already): then what it is now.
                 let closed = write_transaction(&db, |db| {
-                    approvals::decide(db, id, "expired", None, None).map_err(ApiError::from)
+                    approvals::decide(db, id, ApprovalStatus::Expired, None, None)
+                        .map_err(ApiError::from)
                 })?;
                 if closed.is_none() {
                     if let Some(now) = approvals::get(&db, id)? {
-                        if now.status != "expired" && !now.is_pending() {
+                        if now.status != ApprovalStatus::Expired && !now.is_pending() {
                             return answer_for(&db, &now, event);
                         }
                     }
@@ -76,17 +77,17 @@ fn answer_for<D: Database>(
     event: &str,
 ) -> Result<Json, ApiError> {
     let message = approval.message.as_deref();
-    Ok(match approval.status.as_str() {
-        "allowed" => answer::allow(
+    Ok(match approval.status {
+        ApprovalStatus::Allowed => answer::allow(
             event,
             message.unwrap_or("Allowed by a person in the orchestrator"),
         ),
-        "denied" => answer::deny(
+        ApprovalStatus::Denied => answer::deny(
             event,
             message.unwrap_or("Denied by a person in the orchestrator"),
         ),
         // Cancelled because its run was stopped: stop the session; because it ended: nothing.
-        "cancelled" => match stop_of(db, &approval.run_id)? {
+        ApprovalStatus::Cancelled => match stop_of(db, &approval.run_id)? {
             Some(reason) => answer::stop(event, &reason),
             None => answer::none(),
         },
@@ -95,7 +96,7 @@ fn answer_for<D: Database>(
 }
 
 /// Why the run (or a run above it) was stopped, if it was.
-fn stop_of<D: Database>(db: &D, run_id: &str) -> Result<Option<String>, ApiError> {
+fn stop_of<D: Database>(db: &D, run_id: &RunId) -> Result<Option<String>, ApiError> {
     let chain = policies::chain(db, run_id)?;
     Ok(chain
         .iter()
@@ -105,7 +106,7 @@ fn stop_of<D: Database>(db: &D, run_id: &str) -> Result<Option<String>, ApiError
 
 fn follow_up<D: Database>(
     open: &dyn Fn() -> Result<D, ApiError>,
-    run_id: &str,
+    run_id: &RunId,
     secs: u64,
 ) -> Result<Json, ApiError> {
     let deadline = Instant::now() + Duration::from_secs(secs);

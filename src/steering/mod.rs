@@ -12,7 +12,7 @@ pub mod hold;
 use serde_json::{json, Value as Json};
 
 use crate::db::Database;
-use crate::domain::{LogLevel, LogType, Policy, Rule, RunStatus};
+use crate::domain::{ApprovalId, LogLevel, LogType, Policy, Rule, RunId, RunStatus};
 use crate::error::ApiError;
 use crate::ingest::sink;
 use crate::store::approvals::{self, NewApproval};
@@ -28,9 +28,9 @@ pub enum Reply {
     /// This answer, now.
     Now(Json),
     /// Hold the request until approval `id` is decided (or expires).
-    Approval { id: String, event: String },
+    Approval { id: ApprovalId, event: String },
     /// A Stop held up to `secs` for a follow-up to `run_id`.
-    AwaitFollowUp { run_id: String, secs: u64 },
+    AwaitFollowUp { run_id: RunId, secs: u64 },
 }
 
 impl Reply {
@@ -103,10 +103,8 @@ fn over_budget<D: Database>(db: &D, link: &Link) -> Result<Option<String>, ApiEr
     let Some(max) = link.policy.max_cost_usd else {
         return Ok(None);
     };
-    let Some(id) = crate::domain::Id::parse(&link.id) else {
-        return Ok(None);
-    };
-    let Some(tree) = runs::tree(db, &id)? else {
+    let id = &link.id;
+    let Some(tree) = runs::tree(db, id)? else {
         return Ok(None);
     };
     if tree.cost_usd < max {
@@ -116,7 +114,7 @@ fn over_budget<D: Database>(db: &D, link: &Link) -> Result<Option<String>, ApiEr
         "budget reached: spent ${:.4} of max_cost_usd ${max:.4}",
         tree.cost_usd
     );
-    if let Some(run) = runs::get(db, &id)? {
+    if let Some(run) = runs::get(db, id)? {
         sink::move_run(db, run, RunStatus::Cancelled, Some(&message))?;
     }
     Ok(Some(format!("Stopped by the orchestrator: {message}")))
@@ -125,7 +123,7 @@ fn over_budget<D: Database>(db: &D, link: &Link) -> Result<Option<String>, ApiEr
 /// Check the budgets over `run_id` after its cost changed (late telemetry included): a
 /// run whose tree reached its `max_cost_usd` is cancelled, so the session's next hook
 /// stops it.
-pub fn check_budgets<D: Database>(db: &D, run_id: &str) -> Result<(), ApiError> {
+pub fn check_budgets<D: Database>(db: &D, run_id: &RunId) -> Result<(), ApiError> {
     for link in policies::chain(db, run_id)? {
         if link.policy.max_cost_usd.is_some() && !link.status.is_some_and(RunStatus::is_final) {
             over_budget(db, &link)?;
@@ -220,7 +218,7 @@ pub fn steer<D: Database>(
 /// the session's next turn).
 pub fn deliver_follow_up<D: Database>(
     db: &D,
-    run_id: &str,
+    run_id: &RunId,
     stop_hook_active: bool,
 ) -> Result<Option<Json>, ApiError> {
     let Some((id, text)) = prompts::next_followup(db, run_id)? else {
@@ -236,7 +234,7 @@ pub fn deliver_follow_up<D: Database>(
 /// A call a deny rule refused: a `tool_call` log of the run says so.
 fn record_denial<D: Database>(
     db: &D,
-    run_id: &str,
+    run_id: &RunId,
     hook: &Hook<'_>,
     rule: &Rule,
 ) -> Result<(), ApiError> {

@@ -8,10 +8,11 @@ use serde::Serialize;
 use serde_json::{json, value::RawValue};
 
 use super::unreadable;
+use super::TimeColumns;
 use crate::db::{Database, DbError, Row, Value};
 use crate::domain::text::truncate;
 use crate::domain::time::now_rfc3339;
-use crate::domain::{Id, LogLevel, LogType, Page};
+use crate::domain::{ApprovalId, ApprovalStatus, Id, LogLevel, LogType, Page, RunId};
 
 /// The most of a tool's input an approval keeps, in bytes of JSON text (larger inputs keep
 /// an excerpt, as tool_call logs do).
@@ -22,8 +23,8 @@ pub const MAX_MESSAGE: usize = 4096;
 /// An approval as the API returns it (and as an `approval_update` event carries it).
 #[derive(Debug, Clone, Serialize)]
 pub struct Approval {
-    pub id: String,
-    pub run_id: String,
+    pub id: ApprovalId,
+    pub run_id: RunId,
     pub session_id: String,
     /// `PermissionRequest` or `PreToolUse`: the hook that waits.
     pub hook_event: String,
@@ -31,9 +32,8 @@ pub struct Approval {
     pub tool_input: Box<RawValue>,
     /// The `ask_tools` rule that asked, or null for a PermissionRequest.
     pub rule: Option<String>,
-    /// pending | allowed | denied | expired | cancelled. A pending approval past its
-    /// `expires_at` reads as expired.
-    pub status: String,
+    /// A pending approval past its `expires_at` reads as expired.
+    pub status: ApprovalStatus,
     pub message: Option<String>,
     pub scope: Option<String>,
     pub created_at: String,
@@ -43,7 +43,7 @@ pub struct Approval {
 
 impl Approval {
     pub fn is_pending(&self) -> bool {
-        self.status == "pending"
+        self.status == ApprovalStatus::Pending
     }
 }
 
@@ -59,14 +59,14 @@ const COLUMNS: &str = "id, run_id, session_id, hook_event, tool_name, \
 
 fn from_row(mut row: Row<'_>) -> Result<Approval, DbError> {
     Ok(Approval {
-        id: row.text(0)?,
-        run_id: row.text(1)?,
+        id: ApprovalId::stored(row.text(0)?),
+        run_id: RunId::stored(row.text(1)?),
         session_id: row.text(2)?,
         hook_event: row.text(3)?,
         tool_name: row.text(4)?,
         tool_input: row.json(5)?,
         rule: row.opt_text(6)?,
-        status: row.text(7)?,
+        status: row.parsed(7, ApprovalStatus::parse)?,
         message: row.opt_text(8)?,
         scope: row.opt_text(9)?,
         created_at: row.time(10)?,
@@ -78,8 +78,8 @@ fn from_row(mut row: Row<'_>) -> Result<Approval, DbError> {
 /// What a list may be narrowed to.
 #[derive(Debug, Default, Clone)]
 pub struct ApprovalFilter {
-    pub status: Option<String>,
-    pub run_id: Option<String>,
+    pub status: Option<ApprovalStatus>,
+    pub run_id: Option<RunId>,
     pub session_id: Option<String>,
 }
 
@@ -92,13 +92,15 @@ pub fn list<D: Database>(
     let mut params: Vec<Value> = Vec::new();
     let mut clauses = Vec::new();
     let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
-    match filter.status.as_deref() {
-        Some("pending") => clauses.push(format!("status = 'pending' AND expires_at > {now}")),
-        Some("expired") => clauses.push(format!(
+    match filter.status {
+        Some(ApprovalStatus::Pending) => {
+            clauses.push(format!("status = 'pending' AND expires_at > {now}"))
+        }
+        Some(ApprovalStatus::Expired) => clauses.push(format!(
             "(status = 'expired' OR (status = 'pending' AND expires_at <= {now}))"
         )),
         Some(status) => {
-            params.push(status.into());
+            params.push(status.as_str().into());
             clauses.push(format!("status = ?{}", params.len()));
         }
         None => {}
@@ -128,7 +130,7 @@ pub fn list<D: Database>(
     Ok(unreadable::collect(db, TABLE, 0, rows, from_row))
 }
 
-pub fn get<D: Database>(db: &D, id: &str) -> Result<Option<Approval>, DbError> {
+pub fn get<D: Database>(db: &D, id: &ApprovalId) -> Result<Option<Approval>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM approvals WHERE id = ?1");
     let rows = db.execute(&sql, &[id.into()])?;
     Ok(unreadable::collect(db, TABLE, 0, rows, from_row).pop())
@@ -136,7 +138,7 @@ pub fn get<D: Database>(db: &D, id: &str) -> Result<Option<Approval>, DbError> {
 
 /// A new pending approval.
 pub struct NewApproval<'a> {
-    pub run_id: &'a str,
+    pub run_id: &'a RunId,
     pub session_id: &'a str,
     pub hook_event: &'a str,
     pub tool_name: &'a str,
@@ -185,8 +187,8 @@ pub fn insert<D: Database>(db: &D, new: NewApproval<'_>) -> Result<Approval, DbE
 /// pending (decided, expired or cancelled meanwhile), so exactly one decision wins.
 pub fn decide<D: Database>(
     db: &D,
-    id: &str,
-    status: &str,
+    id: &ApprovalId,
+    status: ApprovalStatus,
     message: Option<&str>,
     scope: Option<&str>,
 ) -> Result<Option<Approval>, DbError> {
@@ -199,7 +201,12 @@ pub fn decide<D: Database>(
     );
     let mut rows = db.execute(
         &sql,
-        &[id.into(), status.into(), message.into(), scope.into()],
+        &[
+            id.into(),
+            status.as_str().into(),
+            message.into(),
+            scope.into(),
+        ],
     )?;
     let Some(row) = rows.first() else {
         return Ok(None);
@@ -210,7 +217,7 @@ pub fn decide<D: Database>(
 }
 
 /// Close every pending approval of `run_id` (the run ended, or was stopped): `cancelled`.
-pub fn cancel_pending<D: Database>(db: &D, run_id: &str, message: &str) -> Result<(), DbError> {
+pub fn cancel_pending<D: Database>(db: &D, run_id: &RunId, message: &str) -> Result<(), DbError> {
     let sql = format!(
         "UPDATE approvals SET status = CASE WHEN expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
                 THEN 'expired' ELSE 'cancelled' END, message = ?2, \
@@ -252,12 +259,12 @@ fn returned(mut rows: crate::db::Rows) -> Result<Approval, DbError> {
 
 /// The approval's event: a milestone of its run carrying it.
 fn record<D: Database>(db: &D, approval: &Approval, level: LogLevel) -> Result<(), DbError> {
-    let what = match approval.status.as_str() {
-        "pending" => "waits for approval",
-        "allowed" => "allowed",
-        "denied" => "denied",
-        "expired" => "approval expired",
-        _ => "approval cancelled",
+    let what = match approval.status {
+        ApprovalStatus::Pending => "waits for approval",
+        ApprovalStatus::Allowed => "allowed",
+        ApprovalStatus::Denied => "denied",
+        ApprovalStatus::Expired => "approval expired",
+        ApprovalStatus::Cancelled => "approval cancelled",
     };
     let message = format!("{} {what}", approval.tool_name);
     let details = json!({ "approval": approval });

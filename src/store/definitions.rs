@@ -3,15 +3,16 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::TimeColumns;
 use super::{bind, unreadable, Update};
 use crate::db::{Database, DbError, DbErrorKind, Row, Value};
-use crate::domain::{time::now_rfc3339, AgentName, AgentType, Id, Page};
+use crate::domain::{time::now_rfc3339, AgentName, AgentType, DefinitionId, Id, Page};
 use crate::error::ApiError;
 
 /// An agent definition as the API returns it.
 #[derive(Debug, Serialize)]
 pub struct Definition {
-    pub id: String,
+    pub id: DefinitionId,
     pub name: String,
     pub description: Option<String>,
     pub agent_type: String,
@@ -43,7 +44,7 @@ const COLUMNS: &str = "id, name, description, agent_type, capabilities, default_
 
 fn from_row(mut row: Row<'_>) -> Result<Definition, DbError> {
     Ok(Definition {
-        id: row.text(0)?,
+        id: DefinitionId::stored(row.text(0)?),
         name: row.text(1)?,
         description: row.opt_text(2)?,
         agent_type: row.text(3)?,
@@ -117,7 +118,7 @@ pub fn list<D: Database>(
     Ok(unreadable::collect(db, TABLE, 0, rows, from_row))
 }
 
-pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Definition>, DbError> {
+pub fn get<D: Database>(db: &D, id: &DefinitionId) -> Result<Option<Definition>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM orchestrator_agents WHERE id = ?1");
     let rows = db.execute(&sql, &[id.into()])?;
     Ok(unreadable::collect(db, TABLE, 0, rows, from_row).pop())
@@ -186,7 +187,7 @@ pub fn update<D: Database>(
 }
 
 /// Delete (cascading to runs, their prompts and logs); `false` when the id is unknown.
-pub fn delete<D: Database>(db: &D, id: &Id) -> Result<bool, DbError> {
+pub fn delete<D: Database>(db: &D, id: &DefinitionId) -> Result<bool, DbError> {
     let rows = db.execute(
         "DELETE FROM orchestrator_agents WHERE id = ?1 RETURNING id",
         &[id.into()],

@@ -15,7 +15,7 @@ use super::runs::{self, Run};
 use crate::db::{write_transaction, Database, DbError};
 use crate::domain::text::truncate;
 use crate::domain::time::now_rfc3339;
-use crate::domain::{Id, LogLevel, LogType, RunStatus};
+use crate::domain::{DefinitionId, Id, LogLevel, LogType, RunId, RunStatus};
 use crate::error::ApiError;
 
 /// The longest dispatch `input`, in characters.
@@ -47,7 +47,7 @@ pub struct Command {
 
 /// The command of definition `definition`, checked: a 422 on `dispatch` when it has none
 /// or the stored one is not a non-empty array of strings.
-pub fn command_of<D: Database>(db: &D, definition: &Id) -> Result<Command, ApiError> {
+pub fn command_of<D: Database>(db: &D, definition: &DefinitionId) -> Result<Command, ApiError> {
     let mut rows = db.execute(
         "SELECT name, command, working_dir, timeout_secs FROM orchestrator_agents WHERE id = ?1",
         &[definition.into()],
@@ -91,8 +91,9 @@ pub fn queue<D: Database>(
     command: &Command,
     input: &str,
 ) -> Result<(), ApiError> {
-    let argv = crate::domain::command::resolve(&command.argv, input, &run.id, &run.session_id)
-        .map_err(|message| ApiError::validation("dispatch", message))?;
+    let argv =
+        crate::domain::command::resolve(&command.argv, input, run.id.as_str(), &run.session_id)
+            .map_err(|message| ApiError::validation("dispatch", message))?;
     let argv = serde_json::to_string(&argv)
         .map_err(|e| ApiError::internal(format!("cannot encode argv: {e}")))?;
     db.execute(
@@ -189,19 +190,18 @@ pub fn claim<D: Database>(
             let Some(mut row) = rows.first() else {
                 return Ok(None);
             };
-            let run_id = row.text(0)?;
+            let run_id = RunId::stored(row.text(0)?);
             let argv = row.json(1)?;
             let working_dir = row.opt_text(2)?;
             let timeout_secs = row.opt_int(3)?;
-            let id = Id::parse(&run_id).ok_or_else(|| ApiError::internal("stored run id"))?;
-            let Some(run) = runs::get(db, &id)? else {
+            let Some(run) = runs::get(db, &run_id)? else {
                 continue;
             };
             if run.status.is_final() {
                 db.execute(
                     "UPDATE dispatches SET state = 'exited', runner = NULL, lease_id = NULL, \
                      lease_until = NULL, started_at = NULL, ended_at = ?2 WHERE run_id = ?1",
-                    &[run_id.as_str().into(), now.as_str().into()],
+                    &[(&run_id).into(), now.as_str().into()],
                 )?;
                 continue;
             }
@@ -213,7 +213,7 @@ pub fn claim<D: Database>(
             };
             return Ok(Some(Claim {
                 env: ClaimEnv {
-                    ORCHESTRATOR_RUN_ID: run.id.clone(),
+                    ORCHESTRATOR_RUN_ID: run.id.to_string(),
                     ORCHESTRATOR_SESSION_ID: run.session_id.clone(),
                 },
                 run,
@@ -252,13 +252,14 @@ fn expire_in<D: Database>(db: &D) -> Result<usize, ApiError> {
     )?;
     let mut lost = Vec::new();
     for mut row in rows.iter() {
-        lost.push((row.text(0)?, row.opt_text(1)?, row.opt_text(2)?));
+        lost.push((
+            RunId::stored(row.text(0)?),
+            row.opt_text(1)?,
+            row.opt_text(2)?,
+        ));
     }
     for (run_id, runner, until) in &lost {
-        let Some(id) = Id::parse(run_id) else {
-            continue;
-        };
-        let Some(run) = runs::get(db, &id)? else {
+        let Some(run) = runs::get(db, run_id)? else {
             continue;
         };
         if run.status.is_final() {
@@ -289,7 +290,7 @@ pub struct Beat {
 /// A holder whose lease passed unnoticed (no one marked it lost) renews it.
 fn renew<D: Database>(
     db: &D,
-    id: &Id,
+    id: &RunId,
     lease: &str,
     lease_len: Duration,
 ) -> Result<(Beat, i64, i64), ApiError> {
@@ -333,7 +334,7 @@ fn renew<D: Database>(
 /// A heartbeat: the lease renewed, and whether the run was cancelled.
 pub fn heartbeat<D: Database>(
     db: &D,
-    id: &Id,
+    id: &RunId,
     lease: &str,
     lease_len: Duration,
 ) -> Result<Beat, ApiError> {
@@ -401,7 +402,7 @@ pub fn bound_line(text: &str) -> (String, bool) {
 /// not keep while the API was away are said to be lost. Without `from` every line is new.
 pub fn output<D: Database>(
     db: &D,
-    id: &Id,
+    id: &RunId,
     lease: &str,
     lines: &[Line],
     from: Option<i64>,
@@ -441,7 +442,7 @@ pub fn output<D: Database>(
         let room = usize::try_from((MAX_LINES_PER_RUN - already).max(0)).unwrap_or(0);
         let keep = items.len().min(room);
         let dropped = items.len() - keep;
-        let run_id = id.as_str();
+        let run_id = id;
         let mut cut = 0;
         let mut rows = Vec::with_capacity(keep + 1);
         for (n, (level, stream, text, was_cut)) in items.into_iter().take(keep).enumerate() {
@@ -486,7 +487,7 @@ pub fn output<D: Database>(
 }
 
 /// The run's last output lines, oldest first.
-fn tail<D: Database>(db: &D, id: &Id) -> Result<Vec<String>, DbError> {
+fn tail<D: Database>(db: &D, id: &RunId) -> Result<Vec<String>, DbError> {
     let mut rows = db.execute(
         "SELECT message FROM agent_logs WHERE agent_id = ?1 AND log_type = ?2 \
          AND json_extract(details, '$.output') IN ('stdout', 'stderr') \
@@ -511,7 +512,7 @@ fn tail<D: Database>(db: &D, id: &Id) -> Result<Vec<String>, DbError> {
 /// nothing.
 pub fn exit<D: Database>(
     db: &D,
-    id: &Id,
+    id: &RunId,
     lease: &str,
     exit_code: Option<i64>,
     error: Option<&str>,

@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 
 use super::runs;
 use crate::db::{read_transaction, Database, DbError};
-use crate::domain::Id;
+use crate::domain::RunId;
 use crate::error::ApiError;
 
 /// One feed event: the run as it was right after a status change.
@@ -100,10 +100,7 @@ pub fn after<D: Database>(db: &D, after: i64, limit: i64) -> Result<Feed, DbErro
 /// The run as it is now, for an event whose row does not carry it; `None` when it is gone
 /// or its id cannot name a run.
 fn run_now<D: Database>(db: &D, agent_id: &str) -> Result<Option<Box<RawValue>>, DbError> {
-    let Some(id) = Id::parse(agent_id) else {
-        return Ok(None);
-    };
-    match runs::get(db, &id) {
+    match runs::get(db, &RunId::stored(agent_id.to_owned())) {
         Ok(run) => Ok(run.and_then(|run| serde_json::value::to_raw_value(&run).ok())),
         Err(err) if err.kind.is_unavailable() => Err(err),
         // The run's own row cannot be read: that costs this event, not the feed.

@@ -3,9 +3,12 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::TimeColumns;
 use super::{bind, placeholder_rows, unreadable, ROWS_PER_STATEMENT};
 use crate::db::{Database, DbError, DbErrorKind, Row, Value};
-use crate::domain::{text::truncate, time::now_rfc3339, Id, LogLevel, LogSource, LogType, Page};
+use crate::domain::{
+    text::truncate, time::now_rfc3339, Id, LogLevel, LogSource, LogType, Page, RunId,
+};
 use crate::error::ApiError;
 
 /// The longest `message` a log line keeps, in characters (the API refuses a longer one,
@@ -187,7 +190,7 @@ pub fn insert<D: Database>(db: &D, new: NewLog) -> Result<Log, ApiError> {
 /// One `agent_logs` row written as it is (ingest's batches, the feed's rows). `details` is
 /// JSON text; `message` is cut to [`MAX_MESSAGE`] bytes.
 pub struct AgentLogRow<'a> {
-    pub run_id: &'a str,
+    pub run_id: &'a RunId,
     pub level: LogLevel,
     pub log_type: LogType,
     pub message: String,
@@ -229,7 +232,7 @@ pub fn insert_agent_rows<D: Database>(
 /// text) carry the run.
 pub(crate) fn insert_feed_row<D: Database>(
     db: &D,
-    run_id: &str,
+    run_id: &RunId,
     log_type: LogType,
     message: &str,
     details: &str,

@@ -17,8 +17,9 @@ pub mod unreadable;
 
 use std::fmt::Display;
 
-use crate::db::{Database, DbError, Rows, Value};
-use crate::domain::Id;
+use crate::db::{Database, DbError, Row, Rows, Value};
+use crate::domain::time::normalize_stored;
+use crate::domain::{ApprovalId, DefinitionId, Id, PromptId, RunId};
 use crate::error::ApiError;
 
 // Ids are bound as their canonical text. (Here, not in `domain`: the domain knows nothing
@@ -33,6 +34,46 @@ impl From<&Id> for Value {
     fn from(id: &Id) -> Self {
         Value::Text(id.as_str().to_owned())
     }
+}
+
+macro_rules! bind_typed_id {
+    ($($name:ident),+) => {$(
+        impl From<&$name> for Value {
+            fn from(id: &$name) -> Self {
+                Value::Text(id.as_str().to_owned())
+            }
+        }
+    )+};
+}
+
+bind_typed_id!(RunId, DefinitionId, PromptId, ApprovalId);
+
+/// Time columns in the API's shape, read from a row (here, not in `db`: the seam knows
+/// nothing of the domain's time format).
+pub(crate) trait TimeColumns {
+    /// A time column in the API's shape (RFC 3339 UTC, milliseconds). Other forms SQLite
+    /// reads as times (`datetime('now')`'s `YYYY-MM-DD HH:MM:SS`, offsets, no zone) are
+    /// converted; text that is no time at all is returned as written rather than lose the
+    /// row (the README's section for direct writers says so).
+    fn time(&mut self, index: usize) -> Result<String, DbError>;
+    /// A nullable time column (see [`TimeColumns::time`]).
+    fn opt_time(&mut self, index: usize) -> Result<Option<String>, DbError>;
+}
+
+impl TimeColumns for Row<'_> {
+    fn time(&mut self, index: usize) -> Result<String, DbError> {
+        Ok(normalize_stored(self.text(index)?))
+    }
+
+    fn opt_time(&mut self, index: usize) -> Result<Option<String>, DbError> {
+        Ok(self.opt_text(index)?.map(normalize_stored))
+    }
+}
+
+/// One round trip to the database: whether it answers at all (`/health`).
+pub fn ping<D: Database>(db: &D) -> Result<(), DbError> {
+    db.execute("SELECT 1", &[])?;
+    Ok(())
 }
 
 /// Whether a row with this id exists in `table` (a fixed, trusted table name).
@@ -76,7 +117,7 @@ pub(crate) struct Update {
 
 impl Update {
     /// An update of the row with this id (bound as `?1`).
-    pub fn of(id: &Id) -> Self {
+    pub fn of(id: impl Into<Value>) -> Self {
         Update {
             params: vec![id.into()],
             sets: Vec::new(),

@@ -5,7 +5,7 @@
 use serde_json::Value as Json;
 
 use crate::db::{Database, DbError};
-use crate::domain::{Policy, RunStatus};
+use crate::domain::{Policy, RunId, RunStatus};
 
 /// How far up the tree steering looks: a dispatched run, its Claude Code session, the
 /// session's subagent… is three.
@@ -14,7 +14,7 @@ const MAX_DEPTH: i64 = 8;
 /// One run of the chain.
 #[derive(Debug, Clone)]
 pub struct Link {
-    pub id: String,
+    pub id: RunId,
     pub status: Option<RunStatus>,
     pub error_message: Option<String>,
     pub policy: Policy,
@@ -22,7 +22,7 @@ pub struct Link {
 
 /// `run_id` and its ancestors, nearest first. A policy another program stored that does not
 /// parse reads as no policy (see [`Policy::effective`]).
-pub fn chain<D: Database>(db: &D, run_id: &str) -> Result<Vec<Link>, DbError> {
+pub fn chain<D: Database>(db: &D, run_id: &RunId) -> Result<Vec<Link>, DbError> {
     let mut rows = db.execute(
         "WITH RECURSIVE up (id, depth) AS (\
              SELECT ?1, 0 \
@@ -42,7 +42,7 @@ pub fn chain<D: Database>(db: &D, run_id: &str) -> Result<Vec<Link>, DbError> {
         let definition = parse(row.opt_text(3)?);
         let own = parse(row.opt_text(4)?);
         chain.push(Link {
-            id: row.text(0)?,
+            id: RunId::stored(row.text(0)?),
             status: row.opt_text(1)?.as_deref().and_then(RunStatus::parse),
             error_message: row.opt_text(2)?,
             policy: Policy::effective(definition.as_ref(), own.as_ref()),

@@ -4,9 +4,12 @@
 
 use serde::Serialize;
 
+use super::TimeColumns;
 use super::{bind, exists, status_change, Update, ROWS_PER_STATEMENT};
 use crate::db::{write_transaction, Database, DbError, Row, Value};
-use crate::domain::{text::truncate, time::now_rfc3339, Id, Page, PromptStatus, PromptType};
+use crate::domain::{
+    text::truncate, time::now_rfc3339, Id, Page, PromptId, PromptStatus, PromptType, RunId,
+};
 use crate::error::ApiError;
 
 /// The longest `prompt_text`, `response_text` and `error_message` a prompt keeps, in
@@ -28,8 +31,8 @@ pub const USER_PROMPT: &str = "UserPromptSubmit";
 /// A prompt as the API returns it.
 #[derive(Debug, Serialize)]
 pub struct Prompt {
-    pub id: String,
-    pub agent_id: String,
+    pub id: PromptId,
+    pub agent_id: RunId,
     pub prompt_type: String,
     pub prompt_name: Option<String>,
     pub prompt_text: String,
@@ -45,7 +48,7 @@ pub struct Prompt {
     pub error_message: Option<String>,
     /// For a model call, the user prompt it served (`null` for a user prompt, and for a
     /// call whose user prompt is not known).
-    pub parent_prompt_id: Option<String>,
+    pub parent_prompt_id: Option<PromptId>,
 }
 
 const COLUMNS: &str = "id, agent_id, prompt_type, prompt_name, prompt_text, response_text, \
@@ -54,8 +57,8 @@ const COLUMNS: &str = "id, agent_id, prompt_type, prompt_name, prompt_text, resp
 
 fn from_row(mut row: Row<'_>) -> Result<Prompt, DbError> {
     Ok(Prompt {
-        id: row.text(0)?,
-        agent_id: row.text(1)?,
+        id: PromptId::stored(row.text(0)?),
+        agent_id: RunId::stored(row.text(1)?),
         prompt_type: row.text(2)?,
         prompt_name: row.opt_text(3)?,
         prompt_text: row.text(4)?,
@@ -69,7 +72,7 @@ fn from_row(mut row: Row<'_>) -> Result<Prompt, DbError> {
         created_at: row.time(12)?,
         completed_at: row.opt_time(13)?,
         error_message: row.opt_text(14)?,
-        parent_prompt_id: row.opt_text(15)?,
+        parent_prompt_id: row.opt_text(15)?.map(PromptId::stored),
     })
 }
 
@@ -136,7 +139,7 @@ pub fn list<D: Database>(
     Ok(super::unreadable::collect(db, "prompts", 0, rows, from_row))
 }
 
-pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Prompt>, DbError> {
+pub fn get<D: Database>(db: &D, id: &PromptId) -> Result<Option<Prompt>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM prompts WHERE id = ?1");
     let rows = db.execute(&sql, &[id.into()])?;
     // An unreadable row is reported and reads as absent (see `store::unreadable`).
@@ -174,7 +177,7 @@ pub fn create<D: Database>(db: &D, new: NewPrompt) -> Result<Prompt, ApiError> {
 /// illegal transition. The same status again is a no-op.
 pub fn update<D: Database>(
     db: &D,
-    id: &Id,
+    id: &PromptId,
     changes: PromptChanges,
 ) -> Result<Option<Prompt>, ApiError> {
     write_transaction(db, |db| {
@@ -216,9 +219,7 @@ pub fn update<D: Database>(
                 .tokens_output
                 .is_some_and(|t| t != current.tokens_output);
         if cost_changed {
-            if let Some(run) = Id::parse(&prompt.agent_id) {
-                super::runs::record_cost_change(db, &run)?;
-            }
+            super::runs::record_cost_change(db, &prompt.agent_id)?;
         }
         Ok(Some(prompt))
     })
@@ -250,7 +251,7 @@ pub struct FinishedCall {
 /// known. Texts are cut to the column limits; negative counts and costs read as 0.
 pub fn insert_finished<D: Database>(
     db: &D,
-    calls: &[(&str, &FinishedCall)],
+    calls: &[(RunId, FinishedCall)],
 ) -> Result<(), DbError> {
     let now = now_rfc3339();
     // The parent is looked up in SQL by the call's source prompt id, for the calls that
@@ -277,7 +278,7 @@ pub fn insert_finished<D: Database>(
                 .map(|p| truncate(p, MAX_SOURCE_PROMPT_ID));
             params.extend([
                 Id::new_v4().into(),
-                (*run_id).into(),
+                run_id.into(),
                 call.prompt_name
                     .as_deref()
                     .map(|n| truncate(n, MAX_NAME))
@@ -339,7 +340,7 @@ pub fn insert_finished<D: Database>(
 /// Whether the run has a user prompt with this `source_prompt_id`.
 pub fn has_user_prompt<D: Database>(
     db: &D,
-    run_id: &str,
+    run_id: &RunId,
     source_prompt_id: &str,
 ) -> Result<bool, DbError> {
     let rows = db.execute(
@@ -354,7 +355,7 @@ pub fn has_user_prompt<D: Database>(
 }
 
 /// Whether the run has an open (pending or streaming) prompt with exactly this text.
-pub fn has_open_prompt<D: Database>(db: &D, run_id: &str, text: &str) -> Result<bool, DbError> {
+pub fn has_open_prompt<D: Database>(db: &D, run_id: &RunId, text: &str) -> Result<bool, DbError> {
     let rows = db.execute(
         "SELECT 1 FROM prompts WHERE agent_id = ?1 AND status IN ('pending', 'streaming') \
          AND prompt_text = ?2 LIMIT 1",
@@ -366,7 +367,7 @@ pub fn has_open_prompt<D: Database>(db: &D, run_id: &str, text: &str) -> Result<
 /// Insert a `pending` user prompt ([`USER_PROMPT`]) of the run; its id.
 pub fn insert_user_prompt<D: Database>(
     db: &D,
-    run_id: &str,
+    run_id: &RunId,
     text: &str,
     source_prompt_id: Option<&str>,
 ) -> Result<Id, DbError> {
@@ -393,7 +394,7 @@ pub fn insert_user_prompt<D: Database>(
 /// not yet delivered stays pending: it is the next turn's, not this one's.
 pub fn close_open<D: Database>(
     db: &D,
-    run_id: &str,
+    run_id: &RunId,
     status: &str,
     response: Option<&str>,
     error: Option<&str>,
@@ -435,7 +436,11 @@ pub fn link_calls<D: Database>(
 
 /// A message a person sent to a running agent: a pending `followup` prompt of the run,
 /// delivered at the session's next Stop.
-pub fn insert_followup<D: Database>(db: &D, run_id: &Id, text: &str) -> Result<Prompt, ApiError> {
+pub fn insert_followup<D: Database>(
+    db: &D,
+    run_id: &RunId,
+    text: &str,
+) -> Result<Prompt, ApiError> {
     let sql = format!(
         "INSERT INTO prompts (id, agent_id, prompt_type, prompt_name, prompt_text, status, \
          tokens_input, tokens_output, cost_usd, created_at) \
@@ -457,21 +462,21 @@ pub const FOLLOWUP: &str = "FollowUp";
 /// The oldest follow-up of the run not yet delivered: `(id, text)`.
 pub fn next_followup<D: Database>(
     db: &D,
-    run_id: &str,
-) -> Result<Option<(String, String)>, DbError> {
+    run_id: &RunId,
+) -> Result<Option<(PromptId, String)>, DbError> {
     let mut rows = db.execute(
         "SELECT id, prompt_text FROM prompts WHERE agent_id = ?1 AND prompt_type = 'followup' \
          AND status = 'pending' ORDER BY created_at, id LIMIT 1",
         &[run_id.into()],
     )?;
     match rows.first() {
-        Some(mut row) => Ok(Some((row.text(0)?, row.text(1)?))),
+        Some(mut row) => Ok(Some((PromptId::stored(row.text(0)?), row.text(1)?))),
         None => Ok(None),
     }
 }
 
 /// A follow-up handed to the agent: `streaming` until the Stop that ends its turn.
-pub fn mark_delivered<D: Database>(db: &D, id: &str) -> Result<(), DbError> {
+pub fn mark_delivered<D: Database>(db: &D, id: &PromptId) -> Result<(), DbError> {
     db.execute(
         "UPDATE prompts SET status = 'streaming' WHERE id = ?1 AND status = 'pending'",
         &[id.into()],
@@ -481,7 +486,7 @@ pub fn mark_delivered<D: Database>(db: &D, id: &str) -> Result<(), DbError> {
 
 /// How many follow-ups the run was handed since its last user prompt: Claude Code ignores
 /// a Stop hook's block after 8 consecutive continuations.
-pub fn followups_in_a_row<D: Database>(db: &D, run_id: &str) -> Result<i64, DbError> {
+pub fn followups_in_a_row<D: Database>(db: &D, run_id: &RunId) -> Result<i64, DbError> {
     let mut rows = db.execute(
         "SELECT count(*) FROM prompts WHERE agent_id = ?1 AND prompt_type = 'followup' \
          AND status IN ('streaming', 'completed') AND created_at >= COALESCE(\

@@ -8,22 +8,23 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::TimeColumns;
 use super::{bind, status_change, Update};
 use crate::db::{write_transaction, Database, DbError, Row, Value};
-use crate::domain::{time::now_rfc3339, Id, LogType, Page, RunStatus};
+use crate::domain::{time::now_rfc3339, DefinitionId, Id, LogType, Page, RunId, RunStatus};
 use crate::error::ApiError;
 
 /// A runtime agent as the API returns it (and as the feed carries it).
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
-    pub id: String,
-    pub orchestrator_agent_id: String,
+    pub id: RunId,
+    pub orchestrator_agent_id: DefinitionId,
     /// The definition's name and type as they are now (`null` only for a row a direct
     /// writer left without its definition, foreign keys off).
     pub agent_name: Option<String>,
     pub agent_type: Option<String>,
     pub session_id: String,
-    pub parent_agent_id: Option<String>,
+    pub parent_agent_id: Option<RunId>,
     /// What the run is about (Claude Code's session title, else its first prompt, cut);
     /// `null` for runs nothing named.
     pub title: Option<String>,
@@ -96,10 +97,10 @@ const SELECT: &str = concat!(
 /// and type.
 pub(crate) fn from_row(mut row: Row<'_>) -> Result<Run, DbError> {
     Ok(Run {
-        id: row.text(0)?,
-        orchestrator_agent_id: row.text(1)?,
+        id: RunId::stored(row.text(0)?),
+        orchestrator_agent_id: DefinitionId::stored(row.text(1)?),
         session_id: row.text(2)?,
-        parent_agent_id: row.opt_text(3)?,
+        parent_agent_id: row.opt_text(3)?.map(RunId::stored),
         status: row.parsed(4, RunStatus::parse)?,
         context: row.json(5)?,
         config: row.json(6)?,
@@ -157,9 +158,9 @@ pub const MAX_PROJECT: usize = 4_096;
 /// A validated new run. `context` and `config` are JSON objects' text.
 #[derive(Debug, Clone)]
 pub struct NewRun {
-    pub orchestrator_agent_id: Id,
+    pub orchestrator_agent_id: DefinitionId,
     pub session_id: String,
-    pub parent_agent_id: Option<Id>,
+    pub parent_agent_id: Option<RunId>,
     pub context: String,
     pub config: String,
     pub title: Option<String>,
@@ -244,7 +245,7 @@ pub fn of_session<D: Database>(db: &D, session_id: &str) -> Result<Vec<Run>, DbE
     Ok(super::unreadable::collect(db, "agents", 0, rows, from_row))
 }
 
-pub fn get<D: Database>(db: &D, id: &Id) -> Result<Option<Run>, DbError> {
+pub fn get<D: Database>(db: &D, id: &RunId) -> Result<Option<Run>, DbError> {
     let sql = format!("{SELECT} WHERE a.id = ?1");
     let rows = db.execute(&sql, &[id.into()])?;
     // An unreadable row is reported and reads as absent (see `store::unreadable`).
@@ -309,9 +310,9 @@ pub fn insert_with<D: Database>(
     let now = now_rfc3339();
     let mut params = vec![
         Id::new_v4().into(),
-        new.orchestrator_agent_id.into(),
+        (&new.orchestrator_agent_id).into(),
         new.session_id.into(),
-        new.parent_agent_id.into(),
+        new.parent_agent_id.as_ref().into(),
         new.context.into(),
         new.config.into(),
         now.as_str().into(),
@@ -328,8 +329,7 @@ pub fn insert_with<D: Database>(
     );
     let mut run = super::returned(db.execute(&sql, &params)?, from_row)?;
     if attach(db, &run)? {
-        let id = Id::parse(&run.id).ok_or_else(|| ApiError::internal("stored run id"))?;
-        run = get(db, &id)?.ok_or_else(|| ApiError::internal("a run just inserted is gone"))?;
+        run = get(db, &run.id)?.ok_or_else(|| ApiError::internal("a run just inserted is gone"))?;
     }
     record_state_change(db, None, &run, &now)?;
     Ok(run)
@@ -337,7 +337,11 @@ pub fn insert_with<D: Database>(
 
 /// Apply a PATCH atomically with its `state_change` row. `None` for an unknown id; 409 for
 /// leaving a final status. The same status again changes nothing and logs nothing.
-pub fn update<D: Database>(db: &D, id: &Id, changes: RunChanges) -> Result<Option<Run>, ApiError> {
+pub fn update<D: Database>(
+    db: &D,
+    id: &RunId,
+    changes: RunChanges,
+) -> Result<Option<Run>, ApiError> {
     write_transaction(db, |db| {
         let Some(current) = get(db, id)? else {
             return Ok(None);
@@ -363,7 +367,7 @@ pub fn move_status<D: Database>(
     to: RunStatus,
     error_message: Option<String>,
 ) -> Result<Run, ApiError> {
-    let id = Id::parse(&current.id).ok_or_else(|| ApiError::internal("stored run id"))?;
+    let id = current.id.clone();
     let changes = RunChanges {
         error_message: error_message.map(Some),
         ..RunChanges::default()
@@ -375,7 +379,7 @@ pub fn move_status<D: Database>(
 /// UPDATE, and the `state_change` row of a move. Nothing to change: `current` as it is.
 fn apply<D: Database>(
     db: &D,
-    id: &Id,
+    id: &RunId,
     current: Run,
     from: RunStatus,
     moving_to: Option<RunStatus>,
@@ -422,7 +426,7 @@ fn apply<D: Database>(
 /// Fill what a run lacks of its title and project; a column it has keeps its value.
 pub fn fill_title_project<D: Database>(
     db: &D,
-    id: &str,
+    id: &RunId,
     title: Option<String>,
     project: Option<String>,
 ) -> Result<(), DbError> {
@@ -435,7 +439,7 @@ pub fn fill_title_project<D: Database>(
 }
 
 /// Delete a run (cascading to its prompts and logs, and its events with them).
-pub fn delete<D: Database>(db: &D, id: &Id) -> Result<bool, DbError> {
+pub fn delete<D: Database>(db: &D, id: &RunId) -> Result<bool, DbError> {
     let rows = db.execute(
         "DELETE FROM agents WHERE id = ?1 RETURNING id",
         &[id.into()],
@@ -446,7 +450,7 @@ pub fn delete<D: Database>(db: &D, id: &Id) -> Result<bool, DbError> {
 /// The roll-up of `id`'s tree: the run and every run under it by `parent_agent_id`, any
 /// depth (`agents_by_parent`). `UNION` (not `UNION ALL`) keeps a cycle a direct writer
 /// made from looping. `None` for an unknown run.
-pub fn tree<D: Database>(db: &D, id: &Id) -> Result<Option<Tree>, DbError> {
+pub fn tree<D: Database>(db: &D, id: &RunId) -> Result<Option<Tree>, DbError> {
     let mut rows = db.execute(
         "WITH RECURSIVE tree (id) AS (\
              SELECT id FROM agents WHERE id = ?1 \
@@ -513,7 +517,7 @@ struct CostChange<'a> {
 /// on the feed, so a screen never shows a stale cost. Writers call it once per run per
 /// transaction (one delivery, one PATCH), which is what bounds how many events a busy
 /// session makes; a run that is gone writes nothing.
-pub(crate) fn record_cost_change<D: Database>(db: &D, id: &Id) -> Result<(), ApiError> {
+pub(crate) fn record_cost_change<D: Database>(db: &D, id: &RunId) -> Result<(), ApiError> {
     let Some(run) = get(db, id)? else {
         return Ok(());
     };

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::TimeColumns;
 use super::{bind, runs};
 use crate::db::{read_transaction, Database, DbError, Row, Value};
 use crate::domain::{Page, RunStatus};

@@ -232,7 +232,10 @@ fn concurrent_claims_on_one_file_never_share_a_run() {
         &[],
     )
     .unwrap();
-    let def = crate::domain::Id::parse("00000000-0000-4000-8000-000000000001").unwrap();
+    let def: crate::domain::DefinitionId =
+        crate::domain::Id::parse("00000000-0000-4000-8000-000000000001")
+            .unwrap()
+            .into();
     for n in 0..40 {
         let new = crate::store::runs::NewRun {
             orchestrator_agent_id: def.clone(),
@@ -252,7 +255,7 @@ fn concurrent_claims_on_one_file_never_share_a_run() {
         })
         .unwrap();
     }
-    let claimed: Vec<String> = std::thread::scope(|scope| {
+    let claimed: Vec<crate::domain::RunId> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|t| {
                 let connector = FileConnector { path: path.clone() };

@@ -216,7 +216,7 @@ fn token_sums_hold_under_concurrent_prompt_writes() {
     let run = runs::create(
         &db,
         runs::NewRun {
-            orchestrator_agent_id: crate::domain::Id::parse(&def.id).unwrap(),
+            orchestrator_agent_id: def.id.clone(),
             session_id: "s".into(),
             parent_agent_id: None,
             context: "{}".into(),
@@ -226,7 +226,7 @@ fn token_sums_hold_under_concurrent_prompt_writes() {
         },
     )
     .unwrap();
-    let run_id = crate::domain::Id::parse(&run.id).unwrap();
+    let run_id = crate::domain::Id::parse(run.id.as_str()).unwrap();
     const THREADS: i64 = 4;
     const PROMPTS: i64 = 15;
     let writers: Vec<_> = (0..THREADS)
@@ -247,7 +247,7 @@ fn token_sums_hold_under_concurrent_prompt_writes() {
                         },
                     )
                     .unwrap();
-                    let id = crate::domain::Id::parse(&prompt.id).unwrap();
+                    let id = prompt.id.clone();
                     // Twice: the second report replaces the first, so sums must not
                     // accumulate deltas.
                     for scale in [1, 2] {
@@ -270,7 +270,7 @@ fn token_sums_hold_under_concurrent_prompt_writes() {
     for w in writers {
         w.join().unwrap();
     }
-    let run = runs::get(&db, &run_id).unwrap().unwrap();
+    let run = runs::get(&db, &run.id).unwrap().unwrap();
     let mut sums = db
         .execute(
             "SELECT SUM(tokens_input), SUM(tokens_output), SUM(cost_usd), count(*) FROM prompts",
