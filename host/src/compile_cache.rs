@@ -1,3 +1,4 @@
+// Over 600 lines: 250 of them are its tests, kept beside the cache rules they check.
 //! Compiled components kept on disk, so that a restart loads machine code instead of
 //! running Cranelift again (as `spin up` does with wasmtime's cache).
 //!

@@ -1,9 +1,12 @@
-//! The JSON error responses the host itself produces (no component involved, or a
+//! The error responses the host itself produces (no component involved, or a
 //! component that failed before sending its response head).
 //!
-//! The shape is the one the application's own API uses,
-//! `{"error": {"code": "...", "message": "..."}}`, so that a client sees one error
-//! format whether the error came from a component or from the host.
+//! The host knows no application's error format: the app chooses the body with
+//! [`crate::HostConfig::error_body`]. The default, [`ErrorBody::PlainText`], is what
+//! Spin answers (the message as plain text); [`ErrorBody::Json`] is
+//! `{"error": {"code": "...", "message": "..."}}`, for an app whose own API answers
+//! errors in that shape, so that its clients see one error format whether the error
+//! came from a component or from the host.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -60,23 +63,49 @@ impl HostErrorKind {
     }
 }
 
-/// The JSON body `{"error":{"code":..,"message":..}}` for `kind` and `message`.
-///
-/// Always valid JSON: the message is escaped by serde_json.
-pub fn error_body(kind: HostErrorKind, message: &str) -> String {
-    serde_json::json!({ "error": { "code": kind.code(), "message": message } }).to_string()
+/// What the body of an error answer the host makes on its own looks like (the status
+/// is always the kind's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ErrorBody {
+    /// The message as `text/plain; charset=utf-8`, as Spin answers its own errors.
+    #[default]
+    PlainText,
+    /// `{"error":{"code":..,"message":..}}` as `application/json`, the `code` being
+    /// [`HostErrorKind::code`].
+    Json,
 }
 
-/// A complete error response: the kind's status, `Content-Type: application/json`
-/// and the body from [`error_body`].
-pub fn error_response(kind: HostErrorKind, message: &str) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(error_body(kind, message)));
-    *response.status_mut() = kind.status();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+impl ErrorBody {
+    /// The body's `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ErrorBody::PlainText => "text/plain; charset=utf-8",
+            ErrorBody::Json => "application/json",
+        }
+    }
+
+    /// The body for `kind` and `message`. JSON is always valid: serde_json escapes the
+    /// message.
+    pub fn render(self, kind: HostErrorKind, message: &str) -> String {
+        match self {
+            ErrorBody::PlainText => message.to_string(),
+            ErrorBody::Json => {
+                serde_json::json!({ "error": { "code": kind.code(), "message": message } })
+                    .to_string()
+            }
+        }
+    }
+
+    /// A complete error response: the kind's status, this body and its `Content-Type`.
+    pub fn response(self, kind: HostErrorKind, message: &str) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::from(self.render(kind, message)));
+        *response.status_mut() = kind.status();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type()),
+        );
+        response
+    }
 }
 
 #[cfg(test)]
@@ -84,21 +113,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn body_has_the_api_shape() {
-        let body = error_body(HostErrorKind::Timeout, "took \"too\" long");
+    fn json_body_has_the_api_shape() {
+        let body = ErrorBody::Json.render(HostErrorKind::Timeout, "took \"too\" long");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error"]["code"], "timeout");
         assert_eq!(v["error"]["message"], "took \"too\" long");
     }
 
     #[test]
+    fn plain_text_is_the_default_and_the_message_alone() {
+        assert_eq!(ErrorBody::default(), ErrorBody::PlainText);
+        let r = ErrorBody::default().response(HostErrorKind::NotFound, "no route matches /x");
+        assert_eq!(r.status(), 404);
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(r.body().as_ref(), b"no route matches /x");
+    }
+
+    #[test]
     fn response_sets_status_and_content_type() {
-        let r = error_response(HostErrorKind::NotFound, "nope");
+        let r = ErrorBody::Json.response(HostErrorKind::NotFound, "nope");
         assert_eq!(r.status(), 404);
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
-        let r = error_response(HostErrorKind::Internal, "boom");
+        let r = ErrorBody::Json.response(HostErrorKind::Internal, "boom");
         assert_eq!(r.status(), 500);
-        assert_eq!(error_response(HostErrorKind::Unavailable, "").status(), 503);
-        assert_eq!(error_response(HostErrorKind::Timeout, "").status(), 504);
+        for style in [ErrorBody::Json, ErrorBody::PlainText] {
+            assert_eq!(style.response(HostErrorKind::Unavailable, "").status(), 503);
+            assert_eq!(style.response(HostErrorKind::Timeout, "").status(), 504);
+        }
     }
 }

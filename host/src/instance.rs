@@ -5,6 +5,7 @@
 //! import comes from the capabilities (see [`crate::capability`]), which this module
 //! goes through without naming any of them.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
@@ -214,6 +215,63 @@ impl PreparedComponent {
         });
         store
     }
+}
+
+/// How each component's code was obtained, logged in one line; and, when this start
+/// wrote to the compile cache, the cache pruned (keeping what this host loaded).
+pub(crate) async fn compiled_summary(
+    components: &HashMap<String, Arc<PreparedComponent>>,
+    cache_dir: Option<PathBuf>,
+    loading: std::time::Instant,
+) -> Vec<(String, CacheOutcome)> {
+    let mut compiled: Vec<(String, CacheOutcome)> = components
+        .iter()
+        .map(|(id, c)| (id.clone(), c.compiled().clone()))
+        .collect();
+    compiled.sort_by(|a, b| a.0.cmp(&b.0));
+    let count = |f: fn(&CacheOutcome) -> bool| compiled.iter().filter(|(_, o)| f(o)).count();
+    let hits = count(|o| matches!(o, CacheOutcome::Hit));
+    let reused = count(|o| matches!(o, CacheOutcome::Reused));
+    let built = compiled.len() - hits - reused;
+    let ms = loading.elapsed().as_millis() as u64;
+    match &cache_dir {
+        Some(dir) => tracing::info!(
+            from_cache = hits,
+            compiled = built,
+            reused,
+            ms,
+            cache = %dir.display(),
+            "components ready"
+        ),
+        None => tracing::info!(
+            compiled = built,
+            reused,
+            ms,
+            "components ready (no compile cache)"
+        ),
+    }
+    if built > 0 {
+        let started = std::time::Instant::now();
+        let _ = tokio::task::spawn_blocking(crate::compile_cache::release_compiler_memory).await;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "compiler memory released"
+        );
+    }
+    if let Some(dir) = cache_dir.filter(|_| built > 0) {
+        let keep: HashSet<PathBuf> = components
+            .values()
+            .filter_map(|c| c.cache_file().map(|f| f.to_path_buf()))
+            .collect();
+        if let Ok(removed) =
+            tokio::task::spawn_blocking(move || crate::compile_cache::prune(&dir, &keep)).await
+        {
+            if removed > 0 {
+                tracing::info!(removed, "compile cache pruned");
+            }
+        }
+    }
+    compiled
 }
 
 type MemoKey = (PathBuf, u64, Option<SystemTime>);

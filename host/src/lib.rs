@@ -36,7 +36,7 @@ pub mod server;
 pub mod sqlite;
 pub mod variables;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +46,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 
 pub use engine::shared_engine;
+pub use error::ErrorBody;
 pub use instance::PreparedComponent;
 pub use sqlite::Synchronous;
 
@@ -122,6 +123,10 @@ pub struct HostConfig {
     pub max_connections_per_client: usize,
     /// Where compiled components are kept between starts ([`compile_cache`]).
     pub compile_cache: CompileCache,
+    /// The body of the error answers the host makes on its own (no route, a component
+    /// that failed or timed out before its response head, a malformed request, no
+    /// capacity): plain text as in Spin, or the JSON shape an app's own API uses.
+    pub error_body: ErrorBody,
 }
 
 /// Where [`Host::start`] keeps compiled components between starts, so a restart
@@ -154,8 +159,9 @@ impl HostConfig {
     /// 60 s run-time deadline and the same wall-time limit, 10 s shutdown grace, 16
     /// connections per database with a 5 s wait, 5 s busy timeout,
     /// `synchronous = NORMAL`, [`DEFAULT_MAX_INSTANCES`] instances, a 10 s header
-    /// read timeout, 512 connections per client address, and no compile cache (an
-    /// embedder, or a test, opts in with [`HostConfig::compile_cache`]).
+    /// read timeout, 512 connections per client address, no compile cache (an
+    /// embedder, or a test, opts in with [`HostConfig::compile_cache`]), and
+    /// plain-text error answers, as Spin's.
     pub fn new(manifest_path: impl Into<PathBuf>) -> Self {
         HostConfig {
             manifest_path: manifest_path.into(),
@@ -175,6 +181,7 @@ impl HostConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections_per_client: 512,
             compile_cache: CompileCache::Off,
+            error_body: ErrorBody::default(),
         }
     }
 }
@@ -312,7 +319,7 @@ async fn start(config: HostConfig) -> Result<Host> {
         tracing::debug!(component = %id, source = %component.source.display(), "component ready");
         components.insert(id.clone(), Arc::new(prepared));
     }
-    let compiled = compiled_summary(&components, compile_cache_dir, loading).await;
+    let compiled = instance::compiled_summary(&components, compile_cache_dir, loading).await;
 
     let router = Router::build(routes.iter().cloned())?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -343,6 +350,7 @@ async fn start(config: HostConfig) -> Result<Host> {
         connection_limit: conn_limit::ConnectionLimit::new(config.max_connections_per_client),
         kill: tokio::sync::watch::channel(false).0,
         self_authority,
+        error_body: config.error_body,
     });
     let weak: std::sync::Weak<dyn outbound_http::SelfHandler> = Arc::downgrade(&app) as _;
     let _ = capabilities.outbound_http.self_slot().set(weak);
@@ -355,62 +363,4 @@ async fn start(config: HostConfig) -> Result<Host> {
         capabilities,
         shutdown_grace: config.shutdown_grace,
     })
-}
-
-/// How each component's code was obtained, logged in one line; and, when this start
-/// wrote to the compile cache, the cache pruned (keeping what this host loaded).
-async fn compiled_summary(
-    components: &HashMap<String, Arc<PreparedComponent>>,
-    cache_dir: Option<PathBuf>,
-    loading: std::time::Instant,
-) -> Vec<(String, compile_cache::CacheOutcome)> {
-    use compile_cache::CacheOutcome;
-    let mut compiled: Vec<(String, CacheOutcome)> = components
-        .iter()
-        .map(|(id, c)| (id.clone(), c.compiled().clone()))
-        .collect();
-    compiled.sort_by(|a, b| a.0.cmp(&b.0));
-    let count = |f: fn(&CacheOutcome) -> bool| compiled.iter().filter(|(_, o)| f(o)).count();
-    let hits = count(|o| matches!(o, CacheOutcome::Hit));
-    let reused = count(|o| matches!(o, CacheOutcome::Reused));
-    let built = compiled.len() - hits - reused;
-    let ms = loading.elapsed().as_millis() as u64;
-    match &cache_dir {
-        Some(dir) => tracing::info!(
-            from_cache = hits,
-            compiled = built,
-            reused,
-            ms,
-            cache = %dir.display(),
-            "components ready"
-        ),
-        None => tracing::info!(
-            compiled = built,
-            reused,
-            ms,
-            "components ready (no compile cache)"
-        ),
-    }
-    if built > 0 {
-        let started = std::time::Instant::now();
-        let _ = tokio::task::spawn_blocking(compile_cache::release_compiler_memory).await;
-        tracing::debug!(
-            ms = started.elapsed().as_millis() as u64,
-            "compiler memory released"
-        );
-    }
-    if let Some(dir) = cache_dir.filter(|_| built > 0) {
-        let keep: HashSet<PathBuf> = components
-            .values()
-            .filter_map(|c| c.cache_file().map(|f| f.to_path_buf()))
-            .collect();
-        if let Ok(removed) =
-            tokio::task::spawn_blocking(move || compile_cache::prune(&dir, &keep)).await
-        {
-            if removed > 0 {
-                tracing::info!(removed, "compile cache pruned");
-            }
-        }
-    }
-    compiled
 }

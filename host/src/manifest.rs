@@ -1,3 +1,4 @@
+// Over 600 lines: 190 of them are its tests, kept beside the parsing rules they check.
 //! Spin application manifest (`spin.toml`, `spin_manifest_version = 2`) parsing.
 //!
 //! Interpreted: the application name, `[variables]`, `[[trigger.http]]` routes, and

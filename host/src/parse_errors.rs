@@ -1,11 +1,12 @@
-//! The API's JSON error shape for requests hyper itself refuses.
+//! The host's error answer (in the body the app chose) for requests hyper itself
+//! refuses.
 //!
 //! hyper answers a request head it cannot parse (a garbage request line, a bad header or
 //! `Content-Length`, too many or too large headers, an over-long target) on its own, with
 //! a bodiless 400, 431 or 414, and closes the connection; it has no hook for the body.
 //! So the connection's I/O goes through [`ParseErrorIo`], which recognises that automatic
 //! response and holds it back, and [`answer`] then writes the same status with the
-//! `{"error":{"code":"bad_request","message":…}}` body, naming hyper's reason.
+//! host's error body (see [`crate::error::ErrorBody`]), naming hyper's reason.
 //!
 //! How the automatic response is told from the application's: hyper calls the service
 //! for every request it parsed and writes that request's response head before any other
@@ -24,7 +25,7 @@ use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::error::{error_body, HostErrorKind};
+use crate::error::{ErrorBody, HostErrorKind};
 
 /// Service calls whose response head has not been written yet. The service counts a
 /// call in with [`Owed::called`]; [`ParseErrorIo`] counts it out at its response head.
@@ -156,7 +157,11 @@ impl AsyncWrite for ParseErrorIo<'_> {
 
 /// The complete response for a request hyper refused with `status`; `reason` is hyper's
 /// error (e.g. "invalid content-length parsed"), if the connection reported one.
-pub fn response_bytes(status: StatusCode, reason: Option<&hyper::Error>) -> Vec<u8> {
+pub fn response_bytes(
+    status: StatusCode,
+    reason: Option<&hyper::Error>,
+    error_body: ErrorBody,
+) -> Vec<u8> {
     let (kind, what) = match status {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
             HostErrorKind::HeadersTooLarge,
@@ -169,11 +174,12 @@ pub fn response_bytes(status: StatusCode, reason: Option<&hyper::Error>) -> Vec<
         Some(reason) => format!("{what}: {reason}"),
         None => what.to_string(),
     };
-    let body = error_body(kind, &message);
+    let body = error_body.render(kind, &message);
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
+        error_body.content_type(),
         body.len()
     )
     .into_bytes();
@@ -181,15 +187,21 @@ pub fn response_bytes(status: StatusCode, reason: Option<&hyper::Error>) -> Vec<
     out
 }
 
-/// Writes the JSON answer for a refused request and closes the connection; bounded by
+/// Writes the error answer for a refused request and closes the connection; bounded by
 /// `patience` so a client that does not read cannot hold the connection.
 pub async fn answer(
     stream: &mut TcpStream,
     status: StatusCode,
     reason: Option<&hyper::Error>,
+    error_body: ErrorBody,
     patience: std::time::Duration,
 ) {
-    write_and_close(stream, &response_bytes(status, reason), patience).await;
+    write_and_close(
+        stream,
+        &response_bytes(status, reason, error_body),
+        patience,
+    )
+    .await;
 }
 
 /// Most request bytes read and dropped after an error answer, see [`write_and_close`].
@@ -240,8 +252,17 @@ mod tests {
     }
 
     #[test]
-    fn the_answer_has_the_api_shape() {
-        let bytes = response_bytes(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, None);
+    fn the_answer_has_the_body_the_app_chose() {
+        let bytes = response_bytes(StatusCode::URI_TOO_LONG, None, ErrorBody::PlainText);
+        let text = String::from_utf8(bytes).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("content-type: text/plain"), "{head}");
+        assert_eq!(body, "the request target is too long");
+        let bytes = response_bytes(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            None,
+            ErrorBody::Json,
+        );
         let text = String::from_utf8(bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 431 "), "{head}");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{fixture_dir, fixture_wasm};
-use spin_host::{Host, HostConfig};
+use spin_host::{ErrorBody, Host, HostConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -76,6 +76,8 @@ fn base_config(dir: &Path) -> HostConfig {
     config.shutdown_grace = Duration::from_secs(2);
     config.sqlite_pool_wait = Duration::from_millis(300);
     config.max_instances = 32;
+    // These tests read the host's errors in the JSON shape (the default is plain text).
+    config.error_body = ErrorBody::Json;
     config
 }
 
@@ -659,6 +661,32 @@ async fn unmatched_path_is_a_json_404() {
     );
     assert_eq!(json(&r.text().await.unwrap())["error"]["code"], "not_found");
     assert_eq!(host.get("/exact").await.status(), 200);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_errors_are_plain_text_unless_the_app_asks_for_json() {
+    let dir = tempfile::tempdir().unwrap();
+    // No catch-all route: the host itself answers an unknown path.
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            "[[trigger.http]]\nroute = \"/exact\"\ncomponent = \"c\"\n[component.c]\nsource = {:?}\n",
+            fixture_wasm()
+        ),
+    );
+    let mut config = base_config(dir.path());
+    config.manifest_path = manifest;
+    config.sqlite_path_overrides.clear();
+    config.error_body = ErrorBody::default();
+    let host = start_with(dir, config).await;
+    let r = host.get("/no/such/route").await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(r.text().await.unwrap(), "no route matches /no/such/route");
     host.stop().await;
 }
 

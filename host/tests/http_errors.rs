@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{fixture_dir, fixture_wasm};
-use spin_host::{Host, HostConfig};
+use spin_host::{ErrorBody, Host, HostConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
@@ -37,6 +37,8 @@ async fn start(adjust: impl FnOnce(&mut HostConfig)) -> Running {
         .variables
         .insert("secret_word".into(), "xyzzy".into());
     config.max_instances = 32;
+    // These tests read the host's errors in the JSON shape (the default is plain text).
+    config.error_body = ErrorBody::Json;
     adjust(&mut config);
     let host = Host::start(config).await.expect("host starts");
     let addr = host.local_addr();

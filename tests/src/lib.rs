@@ -68,6 +68,8 @@ impl TestApp {
             .sqlite_path_overrides
             .insert("default".into(), db_path.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
+        // As `orchestrator up` runs the app: the host's own errors in the API's JSON shape.
+        config.error_body = spin_host::ErrorBody::Json;
         customize(&mut config);
         let host = Host::start(config).await.expect("host starts");
         let base = format!("http://{}", host.local_addr());

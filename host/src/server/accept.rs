@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use super::dispatch::handle;
 use super::App;
 use crate::conn_limit::Admitted;
-use crate::error::HostErrorKind;
+use crate::error::{ErrorBody, HostErrorKind};
 use crate::parse_errors::{Owed, ParseErrorIo};
 
 /// Serve `listener` until `shutdown` resolves. Then stop accepting, let open
@@ -54,6 +54,7 @@ pub async fn serve(
                             stream,
                             client,
                             app.connection_limit.max(),
+                            app.error_body,
                         ));
                     }
                 },
@@ -108,6 +109,7 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let owed = Owed::default();
     let header_read_timeout = app.header_read_timeout;
+    let error_body = app.error_body;
     let service = {
         let owed = owed.clone();
         hyper::service::service_fn(move |req| {
@@ -157,6 +159,7 @@ async fn serve_connection(
             &mut stream,
             status,
             result.as_ref().err(),
+            error_body,
             ERROR_WRITE_PATIENCE,
         )
         .await;
@@ -165,9 +168,14 @@ async fn serve_connection(
 
 /// A connection over the per-client cap: a 503 in the API's shape, then closed, without
 /// reading the request.
-async fn refuse_connection(mut stream: TcpStream, client: SocketAddr, max: usize) {
+async fn refuse_connection(
+    mut stream: TcpStream,
+    client: SocketAddr,
+    max: usize,
+    error_body: ErrorBody,
+) {
     tracing::warn!(client = %client, max, "too many connections from one client; refused");
-    let body = crate::error::error_body(
+    let body = error_body.render(
         HostErrorKind::Unavailable,
         &format!(
             "too many open connections from {} (at most {max})",
@@ -175,7 +183,8 @@ async fn refuse_connection(mut stream: TcpStream, client: SocketAddr, max: usize
         ),
     );
     let bytes = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        error_body.content_type(),
         body.len()
     );
     crate::parse_errors::write_and_close(&mut stream, bytes.as_bytes(), ERROR_WRITE_PATIENCE).await;

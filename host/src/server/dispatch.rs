@@ -20,7 +20,7 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 use super::body::{ClientInterest, GuardedBody};
 use super::outcome::{classify, log_outcome, Outcome, Refusal};
 use super::App;
-use crate::error::HostErrorKind;
+use crate::error::{ErrorBody, HostErrorKind};
 use crate::instance::PreparedComponent;
 use crate::limits::{Exceeded, RunLimits, RunMeter};
 use crate::outbound_http::{SelfHandler, SelfResponse};
@@ -98,16 +98,16 @@ where
     let dispatched = Instant::now();
     let (route, component) = match find_component(app, req.uri()) {
         Ok(found) => found,
-        Err((refusal, id)) => return (refusal.answer(), id),
+        Err((refusal, id)) => return (refusal.answer(app.error_body), id),
     };
     let id = component.id().to_string();
     let response = async {
         let req = for_component(req, &route, client)?;
         let run = start_run(&component, req, kill, limits)?;
-        Ok::<_, Refusal>(run.response(&id, limits, dispatched).await)
+        Ok::<_, Refusal>(run.response(&id, limits, dispatched, app.error_body).await)
     }
     .await
-    .unwrap_or_else(Refusal::answer);
+    .unwrap_or_else(|refusal| refusal.answer(app.error_body));
     (response, Some(id))
 }
 
@@ -297,6 +297,7 @@ impl Run {
         id: &str,
         limits: RunLimits,
         dispatched: Instant,
+        error_body: ErrorBody,
     ) -> Response<HyperOutgoingBody> {
         let Run {
             head,
@@ -323,12 +324,12 @@ impl Run {
                 // An error instead of a response: what the run does next is its own.
                 interest.keep();
                 let message = format!("component `{id}` failed to respond: {code:?}");
-                Refusal::new(HostErrorKind::Internal, message).answer()
+                Refusal::new(HostErrorKind::Internal, message).answer(error_body)
             }
             // The outparam was dropped unset: the run is over; ask it why.
             Err(_) => {
                 let wall = limits.wall_at.saturating_duration_since(dispatched);
-                Refusal::without_response(id, outcome.await.ok(), wall).answer()
+                Refusal::without_response(id, outcome.await.ok(), wall).answer(error_body)
             }
         }
     }

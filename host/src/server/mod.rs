@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::conn_limit::ConnectionLimit;
+use crate::error::ErrorBody;
 use crate::instance::PreparedComponent;
 use crate::routing::Router;
 
@@ -57,4 +58,6 @@ pub struct App {
     /// see if it had called itself over the network, and never the incoming request's
     /// `Host`, which a client chooses.
     pub self_authority: String,
+    /// The body of the answers the host makes on its own (see [`crate::error`]).
+    pub error_body: ErrorBody,
 }

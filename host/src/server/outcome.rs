@@ -9,7 +9,7 @@ use wasmtime::Trap;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::diag::one_line;
-use crate::error::{error_response, HostErrorKind};
+use crate::error::{ErrorBody, HostErrorKind};
 use crate::limits::{Exceeded, RunMeter};
 
 /// How a guest run ended.
@@ -83,9 +83,9 @@ impl Refusal {
         }
     }
 
-    /// The response to send.
-    pub(super) fn answer(self) -> Response<HyperOutgoingBody> {
-        error_response(self.kind, &self.message)
+    /// The response to send, its body as the app chose.
+    pub(super) fn answer(self, body: ErrorBody) -> Response<HyperOutgoingBody> {
+        body.response(self.kind, &self.message)
             .map(|b| Full::new(b).map_err(|never| match never {}).boxed_unsync())
     }
 }
