@@ -2,19 +2,19 @@
 //! the database: a local file (`DATABASE_PATH`) or a libSQL server (`DATABASE_URL`,
 //! `DATABASE_TOKEN`), and the core's [`Database`] over either.
 //!
-//! The libSQL side is the host's own client ([`spin_host::sqlite::RemotePool`]), the one
-//! the components' statements go through, so a statement means the same natively and
-//! in a guest; its errors are classified from their text exactly as the Spin adapter
-//! classifies a guest's `io(message)`.
+//! The libSQL side is the client the host serves the components' statements with (the
+//! `libsql-client` crate), so a statement means the same natively and in a guest; its
+//! errors are classified from their text exactly as the Spin adapter classifies a
+//! guest's `io(message)`.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
+use libsql_client::{PoolOptions, RemoteConnection, RemotePool};
 use orchestrator_core::db::native::NativeDatabase;
 use orchestrator_core::db::{Database, DbError, DbErrorKind, Rows, Value};
 use spin_host::runtime_config::LibsqlConfig;
-use spin_host::sqlite::{DbValue, PoolOptions, RemoteConnection, RemotePool};
 
 /// The database a native command works on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +116,8 @@ impl RemoteDatabase {
             ..PoolOptions::default()
         };
         let conn = handle.block_on(async {
-            let pool = RemotePool::open("default", server, &options).await?;
-            pool.acquire().await.map_err(anyhow::Error::from)
+            let pool = RemotePool::open("default", &server.url, &server.token, &options).await?;
+            pool.acquire().await
         })?;
         Ok(RemoteDatabase {
             _runtime: runtime,
@@ -129,45 +129,46 @@ impl RemoteDatabase {
 
 impl Database for RemoteDatabase {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
-        let params: Vec<DbValue> = params
-            .iter()
-            .map(|v| match v {
-                Value::Null => DbValue::Null,
-                Value::Integer(i) => DbValue::Integer(*i),
-                Value::Real(f) => DbValue::Real(*f),
-                Value::Text(s) => DbValue::Text(s.clone()),
-                Value::Blob(b) => DbValue::Blob(b.clone()),
-            })
-            .collect();
+        let params: Vec<libsql_client::Value> = params.iter().map(to_libsql).collect();
         let mut conn = self.conn.borrow_mut();
         let conn = conn
             .as_mut()
             .ok_or_else(|| DbError::new(DbErrorKind::Unavailable, "connection closed"))?;
-        let result = self.handle.block_on(conn.execute(sql, &params));
-        match result {
+        match self.handle.block_on(conn.execute(sql, &params)) {
             Ok(r) => Ok(Rows {
                 columns: r.columns,
                 rows: r
                     .rows
                     .into_iter()
-                    .map(|row| {
-                        row.into_iter()
-                            .map(|v| match v {
-                                DbValue::Null => Value::Null,
-                                DbValue::Integer(i) => Value::Integer(i),
-                                DbValue::Real(f) => Value::Real(f),
-                                DbValue::Text(s) => Value::Text(s),
-                                DbValue::Blob(b) => Value::Blob(b),
-                            })
-                            .collect()
-                    })
+                    .map(|row| row.into_iter().map(from_libsql).collect())
                     .collect(),
             }),
-            Err(spin_host::sqlite::DbError::Io(message)) => {
-                Err(DbError::from_sqlite_message(message))
+            // What a guest sees as `database-full` rather than `io(message)`.
+            Err(full @ libsql_client::Error::DatabaseFull) => {
+                Err(DbError::new(DbErrorKind::Other, format!("{full:?}")))
             }
-            Err(other) => Err(DbError::new(DbErrorKind::Other, format!("{other:?}"))),
+            Err(e) => Err(DbError::from_sqlite_message(e.to_string())),
         }
+    }
+}
+
+fn to_libsql(v: &Value) -> libsql_client::Value {
+    match v {
+        Value::Null => libsql_client::Value::Null,
+        Value::Integer(i) => libsql_client::Value::Integer(*i),
+        Value::Real(f) => libsql_client::Value::Real(*f),
+        Value::Text(s) => libsql_client::Value::Text(s.clone()),
+        Value::Blob(b) => libsql_client::Value::Blob(b.clone()),
+    }
+}
+
+fn from_libsql(v: libsql_client::Value) -> Value {
+    match v {
+        libsql_client::Value::Null => Value::Null,
+        libsql_client::Value::Integer(i) => Value::Integer(i),
+        libsql_client::Value::Real(f) => Value::Real(f),
+        libsql_client::Value::Text(s) => Value::Text(s),
+        libsql_client::Value::Blob(b) => Value::Blob(b),
     }
 }
 
