@@ -19,6 +19,8 @@ use crate::domain::{ApprovalId, ApprovalStatus, Id, LogLevel, LogType, Page, Run
 pub const MAX_TOOL_INPUT: usize = 65_536;
 /// The longest message a decision may carry, in characters.
 pub const MAX_MESSAGE: usize = 4096;
+/// The most of a tool's name an approval keeps, in bytes.
+pub const MAX_TOOL_NAME: usize = 256;
 
 /// An approval as the API returns it (and as an `approval_update` event carries it).
 #[derive(Debug, Clone, Serialize)]
@@ -49,13 +51,24 @@ impl Approval {
 
 const TABLE: &str = "approvals";
 
+/// SQLite's "now" in the API's time format: what a pending approval's `expires_at` is
+/// compared with, and what a decision's `decided_at` is set to.
+macro_rules! now {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    };
+}
+const NOW: &str = now!();
+
 /// The columns, with a stale pending row read as expired: the hook that held it may have
 /// been cut off (a host's deadline, a restart) before it could say so.
-const COLUMNS: &str = "id, run_id, session_id, hook_event, tool_name, \
-     COALESCE(tool_input, 'null'), rule, \
-     CASE WHEN status = 'pending' AND expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
-          THEN 'expired' ELSE status END, \
-     message, scope, created_at, expires_at, decided_at";
+const COLUMNS: &str = concat!(
+    "id, run_id, session_id, hook_event, tool_name, COALESCE(tool_input, 'null'), rule, \
+     CASE WHEN status = 'pending' AND expires_at <= ",
+    now!(),
+    " THEN 'expired' ELSE status END, \
+     message, scope, created_at, expires_at, decided_at"
+);
 
 fn from_row(mut row: Row<'_>) -> Result<Approval, DbError> {
     Ok(Approval {
@@ -91,13 +104,12 @@ pub fn list<D: Database>(
 ) -> Result<Vec<Approval>, DbError> {
     let mut params: Vec<Value> = Vec::new();
     let mut clauses = Vec::new();
-    let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
     match filter.status {
         Some(ApprovalStatus::Pending) => {
-            clauses.push(format!("status = 'pending' AND expires_at > {now}"))
+            clauses.push(format!("status = 'pending' AND expires_at > {NOW}"))
         }
         Some(ApprovalStatus::Expired) => clauses.push(format!(
-            "(status = 'expired' OR (status = 'pending' AND expires_at <= {now}))"
+            "(status = 'expired' OR (status = 'pending' AND expires_at <= {NOW}))"
         )),
         Some(status) => {
             params.push(status.as_str().into());
@@ -171,7 +183,7 @@ pub fn insert<D: Database>(db: &D, new: NewApproval<'_>) -> Result<Approval, DbE
             new.run_id.into(),
             new.session_id.into(),
             new.hook_event.into(),
-            truncate(new.tool_name, 256).into(),
+            truncate(new.tool_name, MAX_TOOL_NAME).into(),
             input.into(),
             new.rule.into(),
             now.into(),
@@ -194,9 +206,9 @@ pub fn decide<D: Database>(
 ) -> Result<Option<Approval>, DbError> {
     let sql = format!(
         "UPDATE approvals SET status = ?2, message = COALESCE(?3, message), scope = ?4, \
-                decided_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                decided_at = {NOW} \
          WHERE id = ?1 AND status = 'pending' \
-           AND (?2 = 'expired' OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
+           AND (?2 = 'expired' OR expires_at > {NOW}) \
          RETURNING {COLUMNS}"
     );
     let mut rows = db.execute(
@@ -219,9 +231,9 @@ pub fn decide<D: Database>(
 /// Close every pending approval of `run_id` (the run ended, or was stopped): `cancelled`.
 pub fn cancel_pending<D: Database>(db: &D, run_id: &RunId, message: &str) -> Result<(), DbError> {
     let sql = format!(
-        "UPDATE approvals SET status = CASE WHEN expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+        "UPDATE approvals SET status = CASE WHEN expires_at <= {NOW} \
                 THEN 'expired' ELSE 'cancelled' END, message = ?2, \
-                decided_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                decided_at = {NOW} \
          WHERE run_id = ?1 AND status = 'pending' RETURNING {COLUMNS}"
     );
     let mut rows = db.execute(&sql, &[run_id.into(), message.into()])?;
