@@ -118,6 +118,8 @@ pub fn serves_the_feed(manifest: &std::path::Path) -> bool {
 /// The host configuration `up` runs with; `orchestrator` is [`serves_the_feed`]'s answer.
 pub fn host_config(args: &UpArgs, orchestrator: bool) -> Result<HostConfig> {
     let mut config = HostConfig::new(&args.app.manifest);
+    // The host's own error answers in the API's shape, {"error":{"code","message"}}.
+    config.error_body = spin_host::ErrorBody::Json;
     config.listen = args.listen.unwrap_or(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         args.http_port,
