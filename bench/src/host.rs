@@ -37,6 +37,8 @@ pub async fn start_app(
     config.runtime_config_path = Some(app.runtime_config.clone());
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.sqlite_path_overrides.insert("default".into(), db);
+    // As `orchestrator up` answers: the host's own errors in the API's JSON shape.
+    config.error_body = spin_host::ErrorBody::Json;
     tweak(&mut config);
     let host = Host::start(config)
         .await
