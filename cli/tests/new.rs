@@ -5,6 +5,7 @@
 //! The components are fakes (a few bytes each) in a temporary folder passed as
 //! `components_dir`: these tests don't need the real build. Running a generated project
 //! end to end is the `up` tests' job.
+//! Over 600 lines on purpose: one generated project's checks share its fixtures.
 
 use std::collections::BTreeMap;
 use std::fs;

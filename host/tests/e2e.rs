@@ -1,5 +1,7 @@
 //! End-to-end tests: the fixture component (tests/fixture, built here once) served by
 //! a real `Host` on 127.0.0.1, driven over HTTP.
+//! Over 600 lines on purpose: one fixture app and its harness serve every scenario here,
+//! and each test is one behaviour a Spin app's user sees.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

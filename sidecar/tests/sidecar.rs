@@ -1,5 +1,7 @@
 //! The sidecar against an in-process mock of the API's feed, through real sockets and a
 //! real WebSocket client. Intervals are short settings; waits are for conditions.
+//! Over 600 lines on purpose: one mock feed serves every scenario; each test is one
+//! behaviour a WebSocket client sees.
 
 mod mock;
 

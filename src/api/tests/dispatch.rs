@@ -1,4 +1,6 @@
 //! Dispatch (docs/dispatch.md): runs queued for runners, claims, leases, output, exits.
+//! Over 600 lines on purpose: one queue's life (queue, claim, lease, output, exit) in one
+//! place, sharing its setup.
 
 use std::time::Duration;
 

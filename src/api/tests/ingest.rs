@@ -1,5 +1,6 @@
 //! `POST /api/ingest/claude-code`: Claude Code hook events, as its hooks reference
 //! documents their bodies, mapped onto runs, prompts and logs.
+//! Over 600 lines on purpose: one hook-event builder serves every case.
 
 use serde_json::{json, Value as Json};
 

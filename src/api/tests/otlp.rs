@@ -1,5 +1,6 @@
 //! OTLP/HTTP (`/v1/traces`, `/v1/logs`, `/v1/metrics`) in protobuf and JSON, gzip or not:
 //! GenAI spans mapped onto runs, prompts and tool-call logs; OTLP's answers and errors.
+//! Over 600 lines on purpose: the span and record builders are shared by every case.
 
 use std::io::Write;
 
