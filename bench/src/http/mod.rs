@@ -77,7 +77,7 @@ enum Target {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     /// GET /api/agents?limit=100
     ListAgents,
     /// GET /api/agents/{id}
@@ -93,7 +93,7 @@ enum Endpoint {
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 6] = [
+    pub(crate) const ALL: [Endpoint; 6] = [
         Endpoint::ListAgents,
         Endpoint::GetAgent,
         Endpoint::ListRuns,
@@ -102,7 +102,7 @@ impl Endpoint {
         Endpoint::PostAgent,
     ];
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Endpoint::ListAgents => "GET /api/agents?limit=100",
             Endpoint::GetAgent => "GET /api/agents/{id}",
@@ -114,7 +114,7 @@ impl Endpoint {
     }
 
     /// The request builder for one server's run.
-    fn requests(
+    pub(crate) fn requests(
         self,
         seeded: &Seeded,
         tag: String,
