@@ -179,7 +179,7 @@ impl Hasher for ShaHasher {
 pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Result<Loaded> {
     let Some(dir) = dir else {
         return Ok(Loaded {
-            component: compile(engine, wasm)?,
+            component: compile(engine, wasm)?.0,
             outcome: CacheOutcome::Off,
             file: None,
         });
@@ -213,12 +213,14 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Resu
     if let CacheOutcome::Rejected(reason) = &outcome {
         tracing::warn!(file = %path.display(), "compile cache entry refused ({reason}); compiling again");
     }
-    let component = compile(engine, wasm)?;
-    let file = match component
-        .serialize()
-        .map_err(|e| anyhow!("{}", crate::diag::one_line(&format!("{e:#}"))))
-        .and_then(|payload| write_entry(dir, &path, &key, &payload))
-    {
+    let (component, payload) = compile(engine, wasm)?;
+    let payload = match payload {
+        Some(payload) => Ok(payload),
+        None => component
+            .serialize()
+            .map_err(|e| anyhow!("{}", crate::diag::one_line(&format!("{e:#}")))),
+    };
+    let file = match payload.and_then(|payload| write_entry(dir, &path, &key, &payload)) {
         Ok(()) => Some(path),
         Err(e) => {
             tracing::warn!(dir = %dir.display(), "cannot write to the compile cache, continuing without it: {e:#}");
@@ -233,9 +235,23 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Resu
 }
 
 /// Compile a component from its binary or, as `Component::from_file` allows, its text
-/// format (the key is then the text's bytes).
-fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component> {
-    Component::new(engine, wasm).map_err(crate::instance::to_anyhow)
+/// format (the key is then the text's bytes), on the start's compiling engine
+/// ([`crate::engine::compiler_for`]) when there is one, so that `engine` never holds a
+/// compiler's memory; with the machine code it was loaded from, then.
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<(Component, Option<Vec<u8>>)> {
+    let Some(compiler) = crate::engine::compiler_for(engine) else {
+        let component = Component::new(engine, wasm).map_err(crate::instance::to_anyhow)?;
+        return Ok((component, None));
+    };
+    let code = compiler
+        .precompile_component(wasm)
+        .map_err(crate::instance::to_anyhow)?;
+    // SAFETY: `code` was produced just now, in this process, by `precompile_component`
+    // of an engine with `engine`'s configuration (the requirement of `deserialize`);
+    // wasmtime checks the configuration recorded in it against `engine`'s too.
+    let component =
+        unsafe { Component::deserialize(engine, &code) }.map_err(crate::instance::to_anyhow)?;
+    Ok((component, Some(code)))
 }
 
 /// The payload of the entry at `path`, `None` when there is no file, or why the file

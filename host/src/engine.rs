@@ -103,13 +103,52 @@ pub fn engine_config(max_instances: u32) -> Config {
     config
 }
 
+/// The engine a start compiles with: the same configuration as `engine`'s (so what it
+/// compiles loads into `engine`), but its own compiler. wasmtime keeps a pool of
+/// Cranelift's compiler contexts for an engine's whole life (tens of MiB after this
+/// app's components); compiling on an engine of its own and dropping it with
+/// [`drop_compilers`] once the start is done gives that memory back. `None` for an
+/// engine [`shared_engine`] did not make: it then compiles for itself.
+pub fn compiler_for(engine: &Engine) -> Option<Engine> {
+    static_compilers(|compilers| {
+        if let Some((_, compiler)) = compilers.iter().find(|(e, _)| Engine::same(e, engine)) {
+            return Some(compiler.clone());
+        }
+        let max_instances = ENGINES
+            .get()?
+            .lock()
+            .ok()?
+            .iter()
+            .find(|(_, e)| Engine::same(e, engine))
+            .map(|(n, _)| *n)?;
+        let compiler = Engine::new(&engine_config(max_instances)).ok()?;
+        compilers.push((engine.clone(), compiler.clone()));
+        Some(compiler)
+    })
+}
+
+/// Drop the compiling engines [`compiler_for`] made (their compiler contexts go with
+/// them once the last component compiled by them has been loaded elsewhere).
+pub fn drop_compilers() {
+    static_compilers(|compilers| {
+        compilers.clear();
+        Some(())
+    });
+}
+
+fn static_compilers<R>(f: impl FnOnce(&mut Vec<(Engine, Engine)>) -> Option<R>) -> Option<R> {
+    static COMPILERS: Mutex<Vec<(Engine, Engine)>> = Mutex::new(Vec::new());
+    f(&mut *COMPILERS.lock().ok()?)
+}
+
+static ENGINES: OnceLock<Mutex<HashMap<u32, Engine>>> = OnceLock::new();
+
 /// The process-wide engine for `max_instances` slots, created on first use.
 ///
 /// Every call with the same `max_instances` returns (a clone of) the same engine.
 /// Each engine gets one background thread that advances its epoch every
 /// [`EPOCH_TICK`], for the life of the process.
 pub fn shared_engine(max_instances: u32) -> Result<Engine> {
-    static ENGINES: OnceLock<Mutex<HashMap<u32, Engine>>> = OnceLock::new();
     let engines = ENGINES.get_or_init(Default::default);
     let mut engines = engines
         .lock()

@@ -252,7 +252,11 @@ pub(crate) async fn compiled_summary(
     }
     if built > 0 {
         let started = std::time::Instant::now();
-        let _ = tokio::task::spawn_blocking(crate::compile_cache::release_compiler_memory).await;
+        let _ = tokio::task::spawn_blocking(|| {
+            crate::engine::drop_compilers();
+            crate::compile_cache::release_compiler_memory();
+        })
+        .await;
         tracing::debug!(
             ms = started.elapsed().as_millis() as u64,
             "compiler memory released"
