@@ -110,36 +110,32 @@ pub fn engine_config(max_instances: u32) -> Config {
 /// [`drop_compilers`] once the start is done gives that memory back. `None` for an
 /// engine [`shared_engine`] did not make: it then compiles for itself.
 pub fn compiler_for(engine: &Engine) -> Option<Engine> {
-    static_compilers(|compilers| {
-        if let Some((_, compiler)) = compilers.iter().find(|(e, _)| Engine::same(e, engine)) {
-            return Some(compiler.clone());
-        }
-        let max_instances = ENGINES
-            .get()?
-            .lock()
-            .ok()?
-            .iter()
-            .find(|(_, e)| Engine::same(e, engine))
-            .map(|(n, _)| *n)?;
-        let compiler = Engine::new(&engine_config(max_instances)).ok()?;
-        compilers.push((engine.clone(), compiler.clone()));
-        Some(compiler)
-    })
+    let mut compilers = COMPILERS.lock().ok()?;
+    if let Some((_, compiler)) = compilers.iter().find(|(e, _)| Engine::same(e, engine)) {
+        return Some(compiler.clone());
+    }
+    let max_instances = ENGINES
+        .get()?
+        .lock()
+        .ok()?
+        .iter()
+        .find(|(_, e)| Engine::same(e, engine))
+        .map(|(n, _)| *n)?;
+    let compiler = Engine::new(&engine_config(max_instances)).ok()?;
+    compilers.push((engine.clone(), compiler.clone()));
+    Some(compiler)
 }
 
 /// Drop the compiling engines [`compiler_for`] made (their compiler contexts go with
 /// them once the last component compiled by them has been loaded elsewhere).
 pub fn drop_compilers() {
-    static_compilers(|compilers| {
+    if let Ok(mut compilers) = COMPILERS.lock() {
         compilers.clear();
-        Some(())
-    });
+    }
 }
 
-fn static_compilers<R>(f: impl FnOnce(&mut Vec<(Engine, Engine)>) -> Option<R>) -> Option<R> {
-    static COMPILERS: Mutex<Vec<(Engine, Engine)>> = Mutex::new(Vec::new());
-    f(&mut *COMPILERS.lock().ok()?)
-}
+/// Serving engine → the engine compiling for it, until [`drop_compilers`].
+static COMPILERS: Mutex<Vec<(Engine, Engine)>> = Mutex::new(Vec::new());
 
 static ENGINES: OnceLock<Mutex<HashMap<u32, Engine>>> = OnceLock::new();
 

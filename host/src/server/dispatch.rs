@@ -41,15 +41,36 @@ pub(super) async fn handle(
         wall_at: started + app.request_wall_limit.max(app.request_deadline),
     };
     let (response, component) = dispatch(&app, req, client, kill, limits).await;
+    log_request(
+        &method,
+        &path,
+        component.as_deref(),
+        &response,
+        started,
+        None,
+    );
+    response
+}
+
+/// The one line at info a request leaves (`self_request` only on a component's request
+/// to its own app).
+fn log_request(
+    method: &http::Method,
+    path: &str,
+    component: Option<&str>,
+    response: &Response<HyperOutgoingBody>,
+    started: Instant,
+    self_request: Option<bool>,
+) {
     tracing::info!(
         method = %method,
         path = %path,
-        component = component.as_deref().unwrap_or("-"),
+        component = component.unwrap_or("-"),
         status = response.status().as_u16(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        self_request,
         "request"
     );
-    response
 }
 
 impl SelfHandler for App {
@@ -68,15 +89,8 @@ impl SelfHandler for App {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
             let kill = self.kill.subscribe();
             let (response, component) = dispatch(&self, req, client, kill, limits).await;
-            tracing::info!(
-                method = %method,
-                path = %path,
-                component = component.as_deref().unwrap_or("-"),
-                status = response.status().as_u16(),
-                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-                self_request = true,
-                "request"
-            );
+            let component = component.as_deref();
+            log_request(&method, &path, component, &response, started, Some(true));
             Ok(response)
         })
     }
